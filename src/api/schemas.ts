@@ -1,0 +1,215 @@
+import { Type, type Static, type TSchema } from 'typebox';
+import { ARTIFACT_KINDS, MAX_PAGE_SIZE, SENSITIVITIES, VERSION_STATES } from '../core/domain.js';
+
+/**
+ * The HTTP API contract (DESIGN.md section 8), shared by the server (route schemas, OpenAPI generation) and
+ * the client SDK (types). Request schemas reject unknown properties, so a client can never set a
+ * server-owned field such as state, digest or owner (B4). Responses list exactly what may leave the server:
+ * no wrapped keys, storage locations or token hashes.
+ */
+
+const strict = { additionalProperties: false } as const;
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'lowercase hex SHA-256' });
+const Timestamp = Type.String({ format: 'date-time' });
+const Description = Type.String({ maxLength: 4096 });
+const Tag = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/=-]*$' });
+const Tags = Type.Array(Tag, { maxItems: 64, uniqueItems: true });
+
+export const ArtifactKindSchema = Type.Enum(ARTIFACT_KINDS);
+export const SensitivitySchema = Type.Enum(SENSITIVITIES);
+export const VersionStateSchema = Type.Enum(VERSION_STATES);
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    code: Type.String(),
+    detail: Type.String(),
+    instance: Type.Optional(Type.String()),
+    requestId: Type.String(),
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { description: 'RFC 9457 problem details with a stable `code` (docs/errors.md)' },
+);
+export type Problem = Static<typeof Problem>;
+
+export const PageQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE })),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  strict,
+);
+export type PageQuery = Static<typeof PageQuery>;
+
+function pageOf<T extends TSchema>(item: T) {
+  return Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+}
+
+export const ProjectParams = Type.Object({ project: Type.String({ maxLength: 256 }) }, strict);
+export const ArtifactParams = Type.Object(
+  { project: Type.String({ maxLength: 256 }), artifact: Type.String({ maxLength: 256 }) },
+  strict,
+);
+export const VersionParams = Type.Object(
+  {
+    project: Type.String({ maxLength: 256 }),
+    artifact: Type.String({ maxLength: 256 }),
+    version: Type.String({ maxLength: 256 }),
+  },
+  strict,
+);
+export const UploadParams = Type.Object({ upload: Type.String({ maxLength: 64 }) }, strict);
+export const PartParams = Type.Object(
+  { upload: Type.String({ maxLength: 64 }), part: Type.Integer({ minimum: 0 }) },
+  strict,
+);
+export const FileQuery = Type.Object({ path: Type.String({ minLength: 1, maxLength: 4096 }) }, strict);
+
+export const ProjectView = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  createdAt: Timestamp,
+  createdBy: Type.String(),
+});
+export type ProjectView = Static<typeof ProjectView>;
+export const ProjectPage = pageOf(ProjectView);
+export type ProjectPage = Static<typeof ProjectPage>;
+
+export const CreateProjectBody = Type.Object(
+  { name: Type.String({ maxLength: 256 }), description: Type.Optional(Description) },
+  strict,
+);
+export type CreateProjectBody = Static<typeof CreateProjectBody>;
+
+export const ArtifactView = Type.Object({
+  project: Type.String(),
+  name: Type.String(),
+  kind: ArtifactKindSchema,
+  sensitivity: SensitivitySchema,
+  description: Type.String(),
+  tags: Type.Array(Type.String()),
+  owner: Type.String(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type ArtifactView = Static<typeof ArtifactView>;
+export const ArtifactPage = pageOf(ArtifactView);
+export type ArtifactPage = Static<typeof ArtifactPage>;
+
+export const CreateArtifactBody = Type.Object(
+  {
+    name: Type.String({ maxLength: 256 }),
+    kind: ArtifactKindSchema,
+    sensitivity: SensitivitySchema,
+    description: Type.Optional(Description),
+    tags: Type.Optional(Tags),
+  },
+  strict,
+);
+export type CreateArtifactBody = Static<typeof CreateArtifactBody>;
+
+export const UpdateArtifactBody = Type.Object(
+  { description: Type.Optional(Description), tags: Type.Optional(Tags) },
+  { ...strict, minProperties: 1 },
+);
+export type UpdateArtifactBody = Static<typeof UpdateArtifactBody>;
+
+export const VersionView = Type.Object({
+  project: Type.String(),
+  artifact: Type.String(),
+  version: Type.String(),
+  state: VersionStateSchema,
+  fileCount: Type.Integer(),
+  totalSize: Type.Integer(),
+  manifestDigest: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Timestamp,
+  createdBy: Type.String(),
+  committedAt: Type.Union([Timestamp, Type.Null()]),
+});
+export type VersionView = Static<typeof VersionView>;
+export const VersionPage = pageOf(VersionView);
+export type VersionPage = Static<typeof VersionPage>;
+
+export const ManifestEntrySchema = Type.Object(
+  {
+    path: Type.String({ minLength: 1, maxLength: 4096 }),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Sha256,
+  },
+  strict,
+);
+export type ManifestEntryBody = Static<typeof ManifestEntrySchema>;
+
+export const VersionDetail = Type.Object({
+  version: VersionView,
+  artifact: ArtifactView,
+  files: Type.Array(ManifestEntrySchema),
+  metadata: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+});
+export type VersionDetail = Static<typeof VersionDetail>;
+
+export const CreateUploadBody = Type.Object(
+  {
+    kind: Type.Optional(ArtifactKindSchema),
+    sensitivity: Type.Optional(SensitivitySchema),
+    description: Type.Optional(Description),
+    tags: Type.Optional(Tags),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    files: Type.Array(ManifestEntrySchema, { minItems: 1 }),
+  },
+  strict,
+);
+export type CreateUploadBody = Static<typeof CreateUploadBody>;
+
+export const UploadPartView = Type.Object({
+  index: Type.Integer(),
+  size: Type.Integer({ description: 'plaintext bytes the part carries: its files back to back, in order' }),
+  received: Type.Integer({ description: 'bytes the server holds durably; resume from here' }),
+  files: Type.Array(Type.Integer(), { description: 'indexes into the declared files, in byte order' }),
+});
+export type UploadPartView = Static<typeof UploadPartView>;
+
+export const UploadView = Type.Object({
+  id: Type.String(),
+  project: Type.String(),
+  artifact: Type.String(),
+  version: Type.String(),
+  expiresAt: Timestamp,
+  segmentSize: Type.Integer({ description: 'non-final chunks must be a multiple of this many bytes' }),
+  parts: Type.Array(UploadPartView),
+});
+export type UploadView = Static<typeof UploadView>;
+
+export const PartProgress = Type.Object({
+  index: Type.Integer(),
+  size: Type.Integer(),
+  received: Type.Integer(),
+  complete: Type.Boolean(),
+});
+export type PartProgress = Static<typeof PartProgress>;
+
+export const KeyVersionView = Type.Object({
+  version: Type.Integer(),
+  createdAt: Timestamp,
+  state: Type.Union([Type.Literal('current'), Type.Literal('retired'), Type.Literal('destroyed')]),
+  dataKeys: Type.Integer({ description: 'data keys still wrapped by this version' }),
+});
+export const KeysView = Type.Object({ current: Type.Integer(), versions: Type.Array(KeyVersionView) });
+export type KeysView = Static<typeof KeysView>;
+
+export const RotateResult = Type.Object({
+  kekVersion: Type.Integer(),
+  rewrapped: Type.Integer(),
+  destroyedVersions: Type.Array(Type.Integer()),
+});
+export type RotateResult = Static<typeof RotateResult>;
+
+export const WhoAmI = Type.Object({ principal: Type.String(), authMethod: Type.String() });
+export type WhoAmI = Static<typeof WhoAmI>;
+
+export const Health = Type.Object({ status: Type.String() });
+
+/** Upload protocol headers: the client names where its chunk starts; the server answers where it stands. */
+export const UPLOAD_OFFSET_HEADER = 'upload-offset';

@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { StrongroomError, quote } from '../core/errors.js';
+import { checkManifestPaths, parseFilePath } from '../core/names.js';
+
+/** One regular file of a push: its manifest path, where it lives, and what it was when it was hashed. */
+export interface LocalFile {
+  readonly path: string;
+  readonly absolutePath: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** Identity of the inode that was hashed; a file swapped for another (or for a link) is caught by it. */
+  readonly dev: number;
+  readonly ino: number;
+}
+
+export interface LocalSource {
+  readonly files: readonly LocalFile[];
+  readonly totalSize: number;
+}
+
+const READ_CHUNK = 256 * 1024;
+// O_NOFOLLOW: never open through a link planted after the walk (C1/C3). O_NONBLOCK: a FIFO swapped in after
+// the walk cannot block the open; it is then refused as not a regular file. Both are absent on Windows.
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+function describeType(stats: Stats): string {
+  if (stats.isSymbolicLink()) return 'symbolic link';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isFIFO()) return 'named pipe';
+  if (stats.isSocket()) return 'socket';
+  if (stats.isBlockDevice() || stats.isCharacterDevice()) return 'device';
+  return 'special file';
+}
+
+function refuse(relativePath: string, why: string): StrongroomError {
+  return new StrongroomError('invalid_path', `${quote(relativePath)} ${why}`);
+}
+
+function refuseType(relativePath: string, stats: Stats): StrongroomError {
+  return stats.isSymbolicLink()
+    ? refuse(relativePath, 'is a symbolic link; strongroom never follows links out of the pushed tree')
+    : refuse(relativePath, `is a ${describeType(stats)}, not a regular file; only regular files can be pushed`);
+}
+
+interface Candidate {
+  readonly path: string;
+  readonly absolutePath: string;
+}
+
+/** Byte order of the UTF-8 encodings, the order the manifest declares files in. */
+export function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+async function walk(directory: string, prefix: string, out: Candidate[], signal?: AbortSignal): Promise<void> {
+  for (const name of await readdir(directory)) {
+    signal?.throwIfAborted();
+    const absolutePath = path.join(directory, name);
+    const relativePath = prefix === '' ? name : `${prefix}/${name}`;
+    // lstat, never stat: a link is refused whatever it points at, inside the tree or out of it.
+    const stats = await lstat(absolutePath);
+    if (stats.isDirectory()) {
+      await walk(absolutePath, relativePath, out, signal);
+    } else if (stats.isFile()) {
+      out.push({ path: parseFilePath(relativePath), absolutePath });
+    } else {
+      throw refuseType(relativePath, stats);
+    }
+  }
+}
+
+/**
+ * Open a file the walk found, refusing anything that is no longer the same regular file: a link (O_NOFOLLOW),
+ * a pipe or device, or another inode than the one that was hashed.
+ */
+export async function openLocalFile(
+  relativePath: string,
+  absolutePath: string,
+  expected?: LocalFile,
+): Promise<{ handle: FileHandle; stats: Stats }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(absolutePath, OPEN_FLAGS);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw refuse(relativePath, 'is a symbolic link; strongroom never follows links out of the pushed tree');
+    }
+    throw err;
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw refuseType(relativePath, stats);
+    if (expected !== undefined) {
+      if (stats.dev !== expected.dev || stats.ino !== expected.ino) {
+        throw new StrongroomError('size_mismatch', `${quote(relativePath)} was replaced while it was being pushed`);
+      }
+      checkUnchangedSize(relativePath, expected.size, stats.size);
+    }
+    return { handle, stats };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+export function checkUnchangedSize(relativePath: string, expected: number, actual: number): void {
+  if (actual !== expected) {
+    throw new StrongroomError(
+      'size_mismatch',
+      `${quote(relativePath)} changed size while it was being pushed (${expected} -> ${actual} bytes); push it again once it is stable`,
+    );
+  }
+}
+
+/**
+ * Read exactly `length` bytes from `start`, in fresh buffers (the consumer may hold them). A file that ends
+ * early changed under us and fails; bytes past the range are never read.
+ */
+export async function* readRange(
+  handle: FileHandle,
+  relativePath: string,
+  fileSize: number,
+  start: number,
+): AsyncGenerator<Buffer> {
+  let position = start;
+  while (position < fileSize) {
+    const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, fileSize - position));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) checkUnchangedSize(relativePath, fileSize, position);
+    position += bytesRead;
+    yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+  }
+}
+
+async function hashFile(candidate: Candidate, signal?: AbortSignal): Promise<LocalFile> {
+  const { handle, stats } = await openLocalFile(candidate.path, candidate.absolutePath);
+  try {
+    const hash = createHash('sha256');
+    for await (const chunk of readRange(handle, candidate.path, stats.size, 0)) {
+      signal?.throwIfAborted();
+      hash.update(chunk);
+    }
+    // stat before and after: a file that grew or shrank while it was hashed has no single digest.
+    checkUnchangedSize(candidate.path, stats.size, (await handle.stat()).size);
+    return {
+      path: candidate.path,
+      absolutePath: candidate.absolutePath,
+      size: stats.size,
+      sha256: hash.digest('hex'),
+      dev: stats.dev,
+      ino: stats.ino,
+    };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Find the files of a push: `source` is one regular file (named by its base name) or a directory walked
+ * without following links. Symbolic links, pipes, sockets and devices anywhere in the tree are refused, as is
+ * any path the manifest validator refuses; files come back sorted by path in byte order with their size and
+ * SHA-256, computed by streaming.
+ */
+export async function scanLocalSource(source: string, signal?: AbortSignal): Promise<LocalSource> {
+  const absolute = path.resolve(source);
+  const stats = await lstat(absolute).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new StrongroomError('invalid_request', `${quote(source)} does not exist`);
+    }
+    throw err;
+  });
+  const candidates: Candidate[] = [];
+  if (stats.isFile()) {
+    candidates.push({ path: parseFilePath(path.basename(absolute)), absolutePath: absolute });
+  } else if (stats.isDirectory()) {
+    await walk(absolute, '', candidates, signal);
+  } else {
+    throw refuseType(source, stats);
+  }
+  if (candidates.length === 0) {
+    throw new StrongroomError('invalid_request', `${quote(source)} contains no files to push`);
+  }
+  candidates.sort((a, b) => compareBytes(a.path, b.path));
+  checkManifestPaths(candidates.map((c) => c.path));
+  const files: LocalFile[] = [];
+  for (const candidate of candidates) files.push(await hashFile(candidate, signal));
+  return { files, totalSize: files.reduce((sum, f) => sum + f.size, 0) };
+}

@@ -1,0 +1,439 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import type {
+  ArtifactPage,
+  ArtifactView,
+  CreateArtifactBody,
+  CreateProjectBody,
+  CreateUploadBody,
+  KeysView,
+  PageQuery,
+  PartProgress,
+  ProjectPage,
+  ProjectView,
+  RotateResult,
+  UpdateArtifactBody,
+  UploadView,
+  VersionDetail,
+  VersionPage,
+  VersionView,
+  WhoAmI,
+} from '../api/schemas.js';
+import { UPLOAD_OFFSET_HEADER } from '../api/schemas.js';
+import { StrongroomError, quote } from '../core/errors.js';
+import {
+  parseArtifactName,
+  parseFilePath,
+  parseProjectName,
+  parseVersionTag,
+  type ArtifactRef,
+  type VersionRef,
+} from '../core/names.js';
+import { ApiError, apiErrorFromResponse } from './api-error.js';
+import { ConnectionError, describeNetworkCause } from './connection-error.js';
+import { pullVersion, type PullOptions, type PullResult } from './pull-version.js';
+import { pushVersion, type PushOptions } from './push-version.js';
+
+export interface StrongroomClientOptions {
+  /** Base URL of the server, such as `https://registry.example.com`; a path prefix is kept. */
+  readonly url: string;
+  /** Bearer token; sent only in the Authorization header, never in a URL. */
+  readonly token?: string | undefined;
+  /** A fetch implementation to use instead of the global one. */
+  readonly fetch?: typeof fetch;
+  readonly userAgent?: string;
+}
+
+export interface FileRef extends VersionRef {
+  readonly path: string;
+}
+
+export interface ByteRange {
+  readonly start: number;
+  /** Inclusive; to the end of the file when left out. */
+  readonly end?: number;
+}
+
+export interface DownloadFileOptions extends FileRef {
+  readonly range?: ByteRange;
+  readonly signal?: AbortSignal;
+}
+
+export interface FileDownload {
+  /** 200 for the whole file, 206 for a range. */
+  readonly status: number;
+  readonly body: Readable;
+  readonly contentLength: number | undefined;
+  readonly contentRange: string | undefined;
+  /** `"sha256:<hex>"` of the whole file. */
+  readonly etag: string | undefined;
+  readonly requestId: string | undefined;
+}
+
+export interface UploadPartOptions {
+  /** The part's durable `received`: where these bytes start. */
+  readonly offset: number;
+  /** How many bytes `body` yields; sent as Content-Length. */
+  readonly length: number;
+  readonly body: Uint8Array | AsyncIterable<Uint8Array>;
+  readonly signal?: AbortSignal;
+}
+
+interface RequestOptions {
+  readonly query?: Readonly<Record<string, string | number | undefined>>;
+  readonly json?: unknown;
+  readonly body?: Uint8Array | AsyncIterable<Uint8Array>;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly signal?: AbortSignal | undefined;
+}
+
+const PACKAGE_VERSION = '0.1.0';
+const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
+// Visible ASCII only: a token with CR/LF could inject headers, one with spaces is not a bearer token.
+const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
+
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname.endsWith('.localhost') ||
+    hostname === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
+}
+
+/**
+ * Parse the server URL once: http(s) only, no credentials or query in it, and plain http only to loopback,
+ * because a bearer token sent in clear over a network is a token given away (DESIGN.md section 9).
+ */
+export function parseServerUrl(input: string): URL {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new StrongroomError('invalid_request', `server url ${quote(input)} is not a valid URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new StrongroomError('invalid_request', `server url ${quote(url.protocol)} must use https (or http to loopback)`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new StrongroomError('invalid_request', 'server url must not carry credentials; use a token');
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new StrongroomError('invalid_request', 'server url must not carry a query string or fragment');
+  }
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+    throw new StrongroomError(
+      'invalid_request',
+      `refusing to send credentials over plain http to ${quote(url.host)}; use https (plain http is for loopback only)`,
+    );
+  }
+  url.pathname = url.pathname.replace(/\/+$/, '');
+  return url;
+}
+
+function segment(value: string): string {
+  return encodeURIComponent(value);
+}
+
+function checkUploadId(id: string): string {
+  if (!UPLOAD_ID.test(id)) throw new StrongroomError('invalid_request', `upload id ${quote(id)} is malformed`);
+  return id;
+}
+
+function checkVersionRef(ref: VersionRef): VersionRef {
+  return {
+    project: parseProjectName(ref.project),
+    artifact: parseArtifactName(ref.artifact),
+    version: parseVersionTag(ref.version),
+  };
+}
+
+function checkArtifactRef(ref: ArtifactRef): ArtifactRef {
+  return { project: parseProjectName(ref.project), artifact: parseArtifactName(ref.artifact) };
+}
+
+function checkByteRange(range: ByteRange): string {
+  const { start, end } = range;
+  const valid =
+    Number.isSafeInteger(start) && start >= 0 && (end === undefined || (Number.isSafeInteger(end) && end >= start));
+  if (!valid) throw new StrongroomError('invalid_range', 'a byte range needs 0 <= start <= end');
+  return `bytes=${start}-${end ?? ''}`;
+}
+
+function optionalHeader(response: Response, name: string): string | undefined {
+  return response.headers.get(name) ?? undefined;
+}
+
+/**
+ * The typed SDK over the Strongroom HTTP API (docs/api.md). Every method validates names before any request,
+ * failures are `ApiError` (the server answered) or `ConnectionError` (it could not be reached), and the token
+ * lives in a private field that is never part of an error, a log line or a URL.
+ */
+export class StrongroomClient {
+  readonly url: string;
+  readonly #base: URL;
+  readonly #token: string | undefined;
+  readonly #fetch: typeof fetch;
+  readonly #userAgent: string;
+
+  constructor(options: StrongroomClientOptions) {
+    this.#base = parseServerUrl(options.url);
+    this.url = this.#base.href.replace(/\/$/, '');
+    if (options.token !== undefined && !TOKEN_SHAPE.test(options.token)) {
+      throw new StrongroomError('invalid_request', 'the token contains characters a bearer token cannot have');
+    }
+    this.#token = options.token;
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#userAgent = options.userAgent ?? `strongroom-client/${PACKAGE_VERSION} node/${process.versions.node}`;
+  }
+
+  get hasToken(): boolean {
+    return this.#token !== undefined;
+  }
+
+  // ---- identity -------------------------------------------------------------------------------------------
+
+  whoami(signal?: AbortSignal): Promise<WhoAmI> {
+    return this.#json('GET', '/api/v1/whoami', { signal });
+  }
+
+  // ---- projects -------------------------------------------------------------------------------------------
+
+  createProject(body: CreateProjectBody, signal?: AbortSignal): Promise<ProjectView> {
+    return this.#json('POST', '/api/v1/projects', { json: { ...body, name: parseProjectName(body.name) }, signal });
+  }
+
+  listProjects(page: PageQuery = {}, signal?: AbortSignal): Promise<ProjectPage> {
+    return this.#json('GET', '/api/v1/projects', { query: { ...page }, signal });
+  }
+
+  iterateProjects(pageSize?: number, signal?: AbortSignal): AsyncGenerator<ProjectView> {
+    return this.#paginate((page) => this.listProjects(page, signal), pageSize);
+  }
+
+  getProject(project: string, signal?: AbortSignal): Promise<ProjectView> {
+    return this.#json('GET', `/api/v1/projects/${segment(parseProjectName(project))}`, { signal });
+  }
+
+  // ---- artifacts ------------------------------------------------------------------------------------------
+
+  createArtifact(project: string, body: CreateArtifactBody, signal?: AbortSignal): Promise<ArtifactView> {
+    const json = { ...body, name: parseArtifactName(body.name) };
+    return this.#json('POST', `${this.#projectPath(project)}/artifacts`, { json, signal });
+  }
+
+  listArtifacts(project: string, page: PageQuery = {}, signal?: AbortSignal): Promise<ArtifactPage> {
+    return this.#json('GET', `${this.#projectPath(project)}/artifacts`, { query: { ...page }, signal });
+  }
+
+  iterateArtifacts(project: string, pageSize?: number, signal?: AbortSignal): AsyncGenerator<ArtifactView> {
+    return this.#paginate((page) => this.listArtifacts(project, page, signal), pageSize);
+  }
+
+  getArtifact(ref: ArtifactRef, signal?: AbortSignal): Promise<ArtifactView> {
+    return this.#json('GET', this.#artifactPath(ref), { signal });
+  }
+
+  updateArtifact(ref: ArtifactRef, body: UpdateArtifactBody, signal?: AbortSignal): Promise<ArtifactView> {
+    return this.#json('PATCH', this.#artifactPath(ref), { json: body, signal });
+  }
+
+  // ---- versions -------------------------------------------------------------------------------------------
+
+  listVersions(ref: ArtifactRef, page: PageQuery = {}, signal?: AbortSignal): Promise<VersionPage> {
+    return this.#json('GET', `${this.#artifactPath(ref)}/versions`, { query: { ...page }, signal });
+  }
+
+  iterateVersions(ref: ArtifactRef, pageSize?: number, signal?: AbortSignal): AsyncGenerator<VersionView> {
+    return this.#paginate((page) => this.listVersions(ref, page, signal), pageSize);
+  }
+
+  getVersion(ref: VersionRef, signal?: AbortSignal): Promise<VersionDetail> {
+    return this.#json('GET', this.#versionPath(ref), { signal });
+  }
+
+  /**
+   * Stream one file of a version, or a byte range of it. The bytes are not verified here: `pullVersion`
+   * verifies whole files against the manifest; a caller of this method checks what it needs.
+   */
+  async downloadFile(options: DownloadFileOptions): Promise<FileDownload> {
+    const filePath = parseFilePath(options.path);
+    const headers: Record<string, string> = { accept: '*/*' };
+    if (options.range !== undefined) headers['range'] = checkByteRange(options.range);
+    const response = await this.#send('GET', `${this.#versionPath(options)}/file`, {
+      query: { path: filePath },
+      headers,
+      signal: options.signal,
+    });
+    if (!response.ok) throw await apiErrorFromResponse(response);
+    const lengthHeader = response.headers.get('content-length');
+    const length = lengthHeader === null ? Number.NaN : Number(lengthHeader);
+    const body =
+      response.body === null
+        ? Readable.from([])
+        : Readable.fromWeb(response.body as unknown as NodeReadableStream<Uint8Array>);
+    return {
+      status: response.status,
+      body,
+      contentLength: Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+      contentRange: optionalHeader(response, 'content-range'),
+      etag: optionalHeader(response, 'etag'),
+      requestId: optionalHeader(response, 'x-request-id'),
+    };
+  }
+
+  // ---- uploads (the protocol steps; pushVersion drives them) -----------------------------------------------
+
+  createUpload(ref: VersionRef, body: CreateUploadBody, signal?: AbortSignal): Promise<UploadView> {
+    return this.#json('POST', `${this.#versionPath(ref)}/uploads`, { json: body, signal });
+  }
+
+  getUpload(uploadId: string, signal?: AbortSignal): Promise<UploadView> {
+    return this.#json('GET', `/api/v1/uploads/${segment(checkUploadId(uploadId))}`, { signal });
+  }
+
+  uploadPart(uploadId: string, part: number, options: UploadPartOptions): Promise<PartProgress> {
+    if (!Number.isSafeInteger(part) || part < 0) throw new StrongroomError('invalid_request', 'part index must be >= 0');
+    return this.#json('PUT', `/api/v1/uploads/${segment(checkUploadId(uploadId))}/parts/${part}`, {
+      body: options.body,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(options.length),
+        [UPLOAD_OFFSET_HEADER]: String(options.offset),
+      },
+      signal: options.signal,
+    });
+  }
+
+  commitUpload(uploadId: string, signal?: AbortSignal): Promise<VersionDetail> {
+    return this.#json('POST', `/api/v1/uploads/${segment(checkUploadId(uploadId))}/commit`, { signal });
+  }
+
+  async abortUpload(uploadId: string, signal?: AbortSignal): Promise<void> {
+    await this.#json('DELETE', `/api/v1/uploads/${segment(checkUploadId(uploadId))}`, { signal });
+  }
+
+  /** Upload a file or directory as a new immutable version (docs/api.md, "Pushing a version"). */
+  pushVersion(options: PushOptions): Promise<VersionDetail> {
+    return pushVersion(this, options);
+  }
+
+  /** Download every file of a version into a directory, verifying each against the manifest. */
+  pullVersion(options: PullOptions): Promise<PullResult> {
+    return pullVersion(this, options);
+  }
+
+  // ---- keys -----------------------------------------------------------------------------------------------
+
+  listKeys(signal?: AbortSignal): Promise<KeysView> {
+    return this.#json('GET', '/api/v1/keys', { signal });
+  }
+
+  rotateKeys(signal?: AbortSignal): Promise<RotateResult> {
+    return this.#json('POST', '/api/v1/keys/rotate', { signal });
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------------------
+
+  #projectPath(project: string): string {
+    return `/api/v1/projects/${segment(parseProjectName(project))}`;
+  }
+
+  #artifactPath(ref: ArtifactRef): string {
+    const { project, artifact } = checkArtifactRef(ref);
+    return `/api/v1/projects/${segment(project)}/artifacts/${segment(artifact)}`;
+  }
+
+  #versionPath(ref: VersionRef): string {
+    const { project, artifact, version } = checkVersionRef(ref);
+    return `/api/v1/projects/${segment(project)}/artifacts/${segment(artifact)}/versions/${segment(version)}`;
+  }
+
+  async *#paginate<T>(
+    fetchPage: (page: PageQuery) => Promise<{ items: T[]; nextCursor: string | null }>,
+    pageSize: number | undefined,
+  ): AsyncGenerator<T> {
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await fetchPage({
+        ...(pageSize === undefined ? {} : { limit: pageSize }),
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      yield* page.items;
+      if (page.nextCursor === null) return;
+      // A cursor that does not move would loop for ever; the server is wrong, so stop loudly.
+      if (page.nextCursor === cursor) {
+        throw new StrongroomError('internal_error', 'the server returned the same page cursor twice');
+      }
+      cursor = page.nextCursor;
+    }
+  }
+
+  async #json<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const response = await this.#send(method, path, options);
+    if (!response.ok) throw await apiErrorFromResponse(response);
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    if (text === '') return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError({
+        status: response.status,
+        code: 'internal_error',
+        serverCode: undefined,
+        requestId: optionalHeader(response, 'x-request-id'),
+        details: undefined,
+        message: `the server answered ${method} ${path} with a body that is not JSON`,
+      });
+    }
+  }
+
+  async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
+    const url = new URL(this.#base.href);
+    url.pathname = `${this.#base.pathname}${path}`;
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers = new Headers({ accept: 'application/json, application/problem+json', 'user-agent': this.#userAgent });
+    if (this.#token !== undefined) headers.set('authorization', `Bearer ${this.#token}`);
+    for (const [key, value] of Object.entries(options.headers ?? {})) headers.set(key, value);
+    let body: RequestInit['body'];
+    if (options.json !== undefined) {
+      headers.set('content-type', 'application/json');
+      body = JSON.stringify(options.json);
+    } else if (options.body !== undefined) {
+      body = options.body;
+    }
+    const streaming = body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array);
+    let response: Response;
+    try {
+      response = await this.#fetch(url, {
+        method,
+        headers,
+        // Never follow a redirect: it would carry the Authorization header to wherever the server points.
+        redirect: 'manual',
+        ...(body === undefined ? {} : { body }),
+        ...(streaming ? { duplex: 'half' as const } : {}),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (err) {
+      if (options.signal?.aborted === true) throw options.signal.reason;
+      throw new ConnectionError(`cannot reach ${this.#base.origin}: ${describeNetworkCause(err)}`, {
+        cause: err instanceof Error && err.cause !== undefined ? err.cause : err,
+      });
+    }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel();
+      throw new ApiError({
+        status: response.status,
+        code: 'internal_error',
+        serverCode: undefined,
+        requestId: optionalHeader(response, 'x-request-id'),
+        details: undefined,
+        message: `the server answered ${method} ${path} with a redirect (${response.status}); redirects are not followed`,
+      });
+    }
+    return response;
+  }
+}

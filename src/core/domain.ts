@@ -1,0 +1,133 @@
+import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from './ids.js';
+
+export const ARTIFACT_KINDS = ['model', 'dataset', 'features', 'evaluation', 'other'] as const;
+export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
+
+export const SENSITIVITIES = ['public', 'internal', 'confidential', 'restricted'] as const;
+export type Sensitivity = (typeof SENSITIVITIES)[number];
+
+/** `uploading` versions are reservations: never readable, never listed as available (invariant N2). */
+export const VERSION_STATES = ['uploading', 'available'] as const;
+export type VersionState = (typeof VERSION_STATES)[number];
+
+export interface Project {
+  readonly id: ProjectId;
+  readonly name: string;
+  readonly description: string;
+  readonly createdAt: string;
+  readonly createdBy: string;
+}
+
+export interface Artifact {
+  readonly id: ArtifactId;
+  readonly projectId: ProjectId;
+  readonly name: string;
+  readonly kind: ArtifactKind;
+  readonly sensitivity: Sensitivity;
+  readonly description: string;
+  readonly tags: readonly string[];
+  readonly owner: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface Version {
+  readonly id: VersionId;
+  readonly artifactId: ArtifactId;
+  readonly tag: string;
+  readonly state: VersionState;
+  readonly fileCount: number;
+  readonly totalSize: number;
+  /** SHA-256 over the canonical manifest; set when the version becomes available. */
+  readonly manifestDigest: string | null;
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly committedAt: string | null;
+}
+
+/** What a client declares and what `show` returns for each file. */
+export interface ManifestEntry {
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/**
+ * Where a file's bytes live: a range of one blob's plaintext. Small files share a blob (a pack) so a directory
+ * of a thousand files costs one durable write, not a thousand. Never returned to clients (B4).
+ */
+export interface StoredFile extends ManifestEntry {
+  readonly versionId: VersionId;
+  readonly blobId: BlobId;
+  readonly offset: number;
+}
+
+/** An envelope-encrypted data key: a random DEK wrapped by a KEK version. Destroying it erases its data. */
+export interface DataKey {
+  readonly id: DataKeyId;
+  readonly wrapped: Buffer;
+  readonly kekVersion: number;
+  readonly createdAt: string;
+}
+
+export const BLOB_STATES = ['staging', 'committed'] as const;
+export type BlobState = (typeof BLOB_STATES)[number];
+
+/** One encrypted object in the blob store; its plaintext is one upload part. */
+export interface Blob {
+  readonly id: BlobId;
+  readonly dataKeyId: DataKeyId;
+  readonly size: number;
+  readonly state: BlobState;
+  /** The upload session that is writing it while it is staging; null once committed. */
+  readonly uploadId: UploadId | null;
+  readonly createdAt: string;
+}
+
+/** A reservation of a version plus the plan for its bytes; resumable until it expires. */
+export interface UploadSession {
+  readonly id: UploadId;
+  readonly versionId: VersionId;
+  readonly principal: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+}
+
+/** One resumable byte stream of an upload: either one large file or several small files back to back. */
+export interface UploadPart {
+  readonly uploadId: UploadId;
+  readonly index: number;
+  readonly blobId: BlobId;
+  readonly size: number;
+  /** Durably received plaintext bytes; always a whole number of segments until the part is complete. */
+  readonly received: number;
+}
+
+export interface PageRequest {
+  readonly limit: number;
+  /** Opaque cursor from the previous page: the sort key of its last item. */
+  readonly after?: string | undefined;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Pass as `after` for the next page; null on the last page. */
+  readonly next: string | null;
+}
+
+export const MAX_PAGE_SIZE = 200;
+export const DEFAULT_PAGE_SIZE = 50;
+
+/** A key-encryption key as stored: wrapped by the master key; its material is dropped once destroyed. */
+export interface KekRecord {
+  readonly version: number;
+  readonly wrappedKey: Buffer;
+  readonly createdAt: string;
+  readonly destroyedAt: string | null;
+}
+
+/** Encrypted free-form version metadata: sealed with its own data key, bound to the version id. */
+export interface SealedValue {
+  readonly dataKeyId: DataKeyId;
+  readonly sealed: Buffer;
+}

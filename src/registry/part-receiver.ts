@@ -1,0 +1,245 @@
+import type { UploadPart, UploadSession } from '../core/domain.js';
+import { StrongroomError } from '../core/errors.js';
+import {
+  HEADER_SIZE,
+  SEGMENT_SIZE,
+  SegmentCipher,
+  TAG_SIZE,
+  createDecryptStream,
+  decodeHeader,
+  encodeHeader,
+  newBlobHeader,
+  planRange,
+  type BlobHeader,
+} from '../crypto/stream-aead.js';
+import type { BlobStore, StagingWriter } from '../storage/blob-store.js';
+import type { MetadataStore } from '../storage/metadata-store.js';
+import { FileHashCursor, type PartFile } from './file-hash-cursor.js';
+import type { KeyService } from './key-service.js';
+import { readAll } from './read-all.js';
+
+export interface ChunkResult {
+  readonly index: number;
+  readonly size: number;
+  readonly received: number;
+  readonly complete: boolean;
+}
+
+/**
+ * Turns an incoming chunk of a part into sealed 64 KiB segments in the staging object. Only whole segments are
+ * ever kept, so an interrupted chunk leaves a durable prefix the client can resume from, and every file is
+ * hashed from the bytes actually sealed (never from what the client says it sent).
+ */
+export class PartReceiver {
+  private readonly inFlight = new Set<string>();
+  /** Hash state at each part's durable offset, so the common path never re-reads what it just wrote. */
+  private readonly cursors = new Map<string, FileHashCursor>();
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly blobs: BlobStore,
+    private readonly keys: KeyService,
+  ) {}
+
+  async receive(
+    session: UploadSession,
+    part: UploadPart,
+    offset: number,
+    length: number,
+    body: AsyncIterable<Buffer>,
+  ): Promise<ChunkResult> {
+    const key = `${session.id}:${part.index}`;
+    if (this.inFlight.has(key)) {
+      throw new StrongroomError('upload_offset_mismatch', 'another chunk of this part is being received', {
+        details: { received: part.received },
+      });
+    }
+    this.checkChunk(part, offset, length);
+    this.inFlight.add(key);
+    try {
+      return await this.receiveLocked(key, part, offset, length, body);
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private checkChunk(part: UploadPart, offset: number, length: number): void {
+    if (offset !== part.received) {
+      throw new StrongroomError(
+        'upload_offset_mismatch',
+        `the chunk starts at ${offset} but the server holds ${part.received} bytes of part ${part.index}`,
+        { details: { received: part.received } },
+      );
+    }
+    if (offset + length > part.size) {
+      throw new StrongroomError('payload_too_large', `the chunk runs past the end of part ${part.index} (${part.size} bytes)`, {
+        details: { received: part.received, size: part.size },
+      });
+    }
+    if (offset + length < part.size && length % SEGMENT_SIZE !== 0) {
+      throw new StrongroomError('chunk_misaligned', `a chunk that does not finish its part must be a multiple of ${SEGMENT_SIZE} bytes`);
+    }
+  }
+
+  private async receiveLocked(
+    key: string,
+    part: UploadPart,
+    offset: number,
+    length: number,
+    body: AsyncIterable<Buffer>,
+  ): Promise<ChunkResult> {
+    const { cipher, header, identity, dek } = await this.cipherFor(part, offset);
+    const files = await this.partFiles(part);
+    const cursor = this.cursors.get(key)?.offset === offset ? this.cursors.get(key)!.clone() : await this.rebuildCursor(part, files, offset, { dek, header, identity });
+    const writer = await this.blobs.openStaging(part.blobId, offset === 0 ? 0 : segmentOffset(offset / SEGMENT_SIZE));
+    if (offset === 0) await writer.write(encodeHeader(header));
+
+    const end = offset + length;
+    let sealed = offset;
+    const seal = async (plaintext: Buffer) => {
+      cursor.update(plaintext);
+      await writer.write(cipher.encryptSegment(sealed / SEGMENT_SIZE, plaintext));
+      sealed += plaintext.length;
+    };
+
+    let bodyError: unknown;
+    try {
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const iterator = body[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await iterator.next();
+        } catch (err) {
+          bodyError = err;
+          break;
+        }
+        if (next.done) break;
+        const chunk = next.value;
+        if (sealed + pendingBytes + chunk.length > end) {
+          throw new StrongroomError('size_mismatch', 'the body is longer than its Content-Length');
+        }
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes < SEGMENT_SIZE) continue;
+        const buf = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
+        let at = 0;
+        while (buf.length - at >= SEGMENT_SIZE) {
+          await seal(buf.subarray(at, at + SEGMENT_SIZE));
+          at += SEGMENT_SIZE;
+        }
+        pending = at < buf.length ? [buf.subarray(at)] : [];
+        pendingBytes = buf.length - at;
+      }
+      if (bodyError === undefined) {
+        if (sealed + pendingBytes !== end) bodyError = new Error('the body ended before its Content-Length');
+        else if (end === part.size && (pendingBytes > 0 || part.size === 0)) await seal(Buffer.concat(pending, pendingBytes));
+      }
+    } catch (err) {
+      await writer.abort();
+      this.cursors.delete(key);
+      throw err;
+    }
+
+    const received = await this.persist(writer, part, sealed);
+    if (received === part.size) this.cursors.delete(key);
+    else this.cursors.set(key, cursor);
+    if (bodyError !== undefined) {
+      throw new StrongroomError('upload_aborted', `the chunk was interrupted; ${received} bytes of part ${part.index} are durable`, {
+        details: { received },
+        cause: bodyError,
+      });
+    }
+    return { index: part.index, size: part.size, received, complete: received === part.size };
+  }
+
+  /** fsync, then record progress: never the other way round (N1, N6). */
+  private async persist(writer: StagingWriter, part: UploadPart, received: number): Promise<number> {
+    try {
+      await writer.commit();
+    } catch (err) {
+      await writer.abort();
+      this.cursors.delete(`${part.uploadId}:${part.index}`);
+      throw err;
+    }
+    if (received > part.received) {
+      await this.store.transaction((tx) => tx.setPartReceived(part.uploadId, part.index, received));
+    }
+    return received;
+  }
+
+  private async cipherFor(part: UploadPart, offset: number) {
+    const blob = await this.store.getBlob(part.blobId);
+    if (!blob) throw new StrongroomError('upload_not_found', 'the upload no longer exists');
+    const dek = await this.keys.unwrap(blob.dataKeyId);
+    const header: BlobHeader = offset === 0 ? newBlobHeader(SEGMENT_SIZE) : await this.readStagedHeader(part);
+    const identity = blob.id;
+    return { cipher: new SegmentCipher(dek, header, identity, part.size), header, identity, dek };
+  }
+
+  private async readStagedHeader(part: UploadPart): Promise<BlobHeader> {
+    const header = decodeHeader(await readAll(await this.blobs.readStaging(part.blobId, 0, HEADER_SIZE - 1)));
+    if (header.segmentSize !== SEGMENT_SIZE) throw new StrongroomError('integrity_error', 'a staged object has an unexpected segment size');
+    return header;
+  }
+
+  private async partFiles(part: UploadPart): Promise<PartFile[]> {
+    const session = await this.store.getUpload(part.uploadId);
+    if (!session) throw new StrongroomError('upload_not_found', 'the upload no longer exists');
+    const files = await this.store.listFiles(session.versionId);
+    return files
+      .filter((f) => f.blobId === part.blobId)
+      .sort((a, b) => a.offset - b.offset)
+      .map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, start: f.offset }));
+  }
+
+  /** After a restart or on another instance: re-read the current file's stored prefix to recover its hash. */
+  private async rebuildCursor(
+    part: UploadPart,
+    files: readonly PartFile[],
+    offset: number,
+    crypto: { dek: Buffer; header: BlobHeader; identity: string },
+  ): Promise<FileHashCursor> {
+    if (offset === 0) return FileHashCursor.atStart(files);
+    const { cursor, replayFrom } = FileHashCursor.resumeAt(files, offset);
+    if (replayFrom < offset) {
+      const plan = planRange(part.size, SEGMENT_SIZE, replayFrom, offset - 1);
+      const source = await this.blobs.readStaging(part.blobId, plan.cipherStart, plan.cipherEnd);
+      const plain = source.pipe(
+        createDecryptStream({ ...crypto, plaintextSize: part.size, start: replayFrom, end: offset - 1 }),
+      );
+      source.on('error', (err) => plain.destroy(err));
+      for await (const chunk of plain) cursor.update(chunk as Buffer);
+    }
+    return cursor;
+  }
+
+  /** An empty part still gets a sealed object (one empty final segment), so truncation stays detectable. */
+  async sealEmpty(part: UploadPart): Promise<void> {
+    if ((await this.blobs.size(part.blobId)) !== undefined) return;
+    if ((await this.blobs.stagingSize(part.blobId)) === ciphertextBytes(0)) return;
+    const { cipher, header } = await this.cipherFor(part, 0);
+    const writer = await this.blobs.openStaging(part.blobId, 0);
+    try {
+      await writer.write(encodeHeader(header));
+      await writer.write(cipher.encryptSegment(0, Buffer.alloc(0)));
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    await writer.commit();
+  }
+
+  forget(uploadId: string): void {
+    for (const key of this.cursors.keys()) if (key.startsWith(`${uploadId}:`)) this.cursors.delete(key);
+  }
+}
+
+function segmentOffset(index: number): number {
+  return HEADER_SIZE + index * (SEGMENT_SIZE + TAG_SIZE);
+}
+
+function ciphertextBytes(plaintext: number): number {
+  return HEADER_SIZE + plaintext + Math.max(1, Math.ceil(plaintext / SEGMENT_SIZE)) * TAG_SIZE;
+}

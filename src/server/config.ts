@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { StrongroomError } from '../core/errors.js';
+
+const GiB = 1024 ** 3;
+
+/**
+ * Every setting with its default, in one schema (DESIGN.md section 9). Unknown keys are rejected, the result
+ * is frozen, and values come from a JSON file, then `STRONGROOM_*` variables, then command-line flags.
+ * Secrets (the master key) are never part of the parsed config that gets logged.
+ */
+export const ConfigSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./strongroom-data'),
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(7700),
+    /** Path of the 0600 master key file; created on first start when neither it nor the variable exists. */
+    masterKeyFile: z.string().min(1).optional(),
+    tls: z
+      .object({ certFile: z.string().min(1), keyFile: z.string().min(1), clientCaFile: z.string().min(1).optional() })
+      .strict()
+      .optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    limits: z
+      .object({
+        maxFileBytes: z.number().int().positive().default(256 * GiB),
+        maxVersionBytes: z.number().int().positive().default(1024 * GiB),
+        maxFiles: z.number().int().positive().max(1_000_000).default(100_000),
+        maxMetadataBytes: z.number().int().positive().max(16 * 1024 * 1024).default(1024 * 1024),
+        maxJsonBodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
+        /** A connection that sends nothing for this long is closed (slow-loris, F1). */
+        idleTimeoutSeconds: z.number().int().positive().default(60),
+      })
+      .strict()
+      .default({
+        maxFileBytes: 256 * GiB,
+        maxVersionBytes: 1024 * GiB,
+        maxFiles: 100_000,
+        maxMetadataBytes: 1024 * 1024,
+        maxJsonBodyBytes: 32 * 1024 * 1024,
+        idleTimeoutSeconds: 60,
+      }),
+    uploads: z
+      .object({
+        sessionTtlSeconds: z.number().int().positive().default(24 * 3600),
+        gcIntervalSeconds: z.number().int().positive().default(600),
+      })
+      .strict()
+      .default({ sessionTtlSeconds: 24 * 3600, gcIntervalSeconds: 600 }),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+export interface ConfigSources {
+  readonly file?: string | undefined;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly overrides?: Readonly<Record<string, unknown>>;
+}
+
+const ENV_KEYS: Readonly<Record<string, (v: string) => [string, unknown]>> = {
+  STRONGROOM_DATA: (v) => ['dataDir', v],
+  STRONGROOM_HOST: (v) => ['host', v],
+  STRONGROOM_PORT: (v) => ['port', Number(v)],
+  STRONGROOM_MASTER_KEY_FILE: (v) => ['masterKeyFile', v],
+  STRONGROOM_LOG_LEVEL: (v) => ['logLevel', v],
+};
+
+/** Loads, validates and freezes the configuration; `config_invalid` names every problem. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env;
+  let raw: Record<string, unknown> = {};
+  if (sources.file) {
+    try {
+      raw = JSON.parse(readFileSync(sources.file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new StrongroomError('config_invalid', `cannot read config file ${sources.file}: ${(err as Error).message}`);
+    }
+  }
+  for (const [name, map] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') {
+      const [key, parsed] = map(value);
+      raw[key] = parsed;
+    }
+  }
+  for (const [key, value] of Object.entries(sources.overrides ?? {})) if (value !== undefined) raw[key] = value;
+
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new StrongroomError('config_invalid', `invalid configuration: ${problems}`);
+  }
+  const config = { ...parsed.data, dataDir: resolve(parsed.data.dataDir) };
+  if (!config.tls && !isLoopback(config.host)) {
+    throw new StrongroomError('config_invalid', `plain HTTP is only allowed on loopback; configure tls to listen on ${config.host}`);
+  }
+  return deepFreeze(config);
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,126 @@
+import type {
+  Artifact,
+  ArtifactKind,
+  Blob,
+  DataKey,
+  KekRecord,
+  Page,
+  PageRequest,
+  Project,
+  SealedValue,
+  Sensitivity,
+  StoredFile,
+  UploadPart,
+  UploadSession,
+  Version,
+} from '../core/domain.js';
+import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from '../core/ids.js';
+
+/**
+ * Metadata persistence, owned by the core and implemented per backend (SQLite now, PostgreSQL later). Every
+ * implementation passes the same conformance suite (test/storage/metadata-store.conformance.ts) unchanged.
+ *
+ * Reads may happen anywhere; writes happen only inside `transaction`, so a change and its audit record commit
+ * together or not at all (invariants N1, N4, N5). Uniqueness is enforced by the store, not by read-then-write,
+ * so two concurrent creators get exactly one success (I3). Implementations translate constraint violations
+ * into the StrongroomError codes named below and every other failure into `storage_error`.
+ */
+export interface MetadataReader {
+  getSetting(key: string): Promise<string | undefined>;
+  listKeks(): Promise<readonly KekRecord[]>;
+
+  getProjectByName(name: string): Promise<Project | undefined>;
+  getProjectById(id: ProjectId): Promise<Project | undefined>;
+  /** Ordered by name; `after` is a name. */
+  listProjects(page: PageRequest): Promise<Page<Project>>;
+
+  getArtifact(projectId: ProjectId, name: string): Promise<Artifact | undefined>;
+  getArtifactById(id: ArtifactId): Promise<Artifact | undefined>;
+  /** Ordered by name; `after` is a name. */
+  listArtifacts(projectId: ProjectId, page: PageRequest): Promise<Page<Artifact>>;
+
+  getVersion(artifactId: ArtifactId, tag: string): Promise<Version | undefined>;
+  getVersionById(id: VersionId): Promise<Version | undefined>;
+  /** Ordered by tag; `after` is a tag. Only `available` versions unless `includeUploading`. */
+  listVersions(artifactId: ArtifactId, page: PageRequest, includeUploading?: boolean): Promise<Page<Version>>;
+  getVersionMetadata(versionId: VersionId): Promise<SealedValue | undefined>;
+  /** Every file of a version, ordered by path (byte order of the UTF-8 path). */
+  listFiles(versionId: VersionId): Promise<readonly StoredFile[]>;
+  getFile(versionId: VersionId, path: string): Promise<StoredFile | undefined>;
+
+  getUpload(id: UploadId): Promise<UploadSession | undefined>;
+  /** Ordered by index. */
+  listParts(uploadId: UploadId): Promise<readonly UploadPart[]>;
+  /** Sessions whose `expiresAt` is at or before `now`. */
+  listExpiredUploads(now: string, limit: number): Promise<readonly UploadSession[]>;
+
+  getBlob(id: BlobId): Promise<Blob | undefined>;
+  /** Which of these ids have a blob row (any state); used to collect orphaned files. */
+  existingBlobIds(ids: readonly BlobId[]): Promise<ReadonlySet<BlobId>>;
+
+  getDataKey(id: DataKeyId): Promise<DataKey | undefined>;
+  /** Data keys wrapped by a KEK version lower than `kekVersion`, any order, at most `limit`. */
+  listDataKeysBelow(kekVersion: number, limit: number): Promise<readonly DataKey[]>;
+  /** How many data keys each KEK version wraps. */
+  countDataKeysByKek(): Promise<ReadonlyMap<number, number>>;
+}
+
+export interface ArtifactPatch {
+  readonly description?: string;
+  readonly tags?: readonly string[];
+  readonly sensitivity?: Sensitivity;
+  readonly kind?: ArtifactKind;
+  readonly updatedAt: string;
+}
+
+export interface MetadataWriter extends MetadataReader {
+  /** Returns false (and changes nothing) when the key already has a value. */
+  insertSettingIfAbsent(key: string, value: string): Promise<boolean>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  insertKek(kek: KekRecord): Promise<void>;
+  /** Forget a KEK's material for good; the row stays so its version number is never reused. */
+  destroyKek(version: number, at: string): Promise<void>;
+
+  /** Throws `project_exists` on a duplicate name. */
+  insertProject(project: Project): Promise<void>;
+  /** Throws `artifact_exists` on a duplicate name within the project. */
+  insertArtifact(artifact: Artifact): Promise<void>;
+  updateArtifact(id: ArtifactId, patch: ArtifactPatch): Promise<void>;
+
+  insertDataKey(key: DataKey): Promise<void>;
+  /** Compare-and-set: replaces the wrap only if it is still under `expectedKekVersion`; false otherwise. */
+  rewrapDataKey(id: DataKeyId, wrapped: Buffer, kekVersion: number, expectedKekVersion: number): Promise<boolean>;
+  deleteDataKey(id: DataKeyId): Promise<void>;
+
+  /** Throws `version_exists` when the artifact already has that tag, in any state. */
+  insertVersion(version: Version, metadata: SealedValue | null): Promise<void>;
+  insertFiles(files: readonly StoredFile[]): Promise<void>;
+  /** `uploading` -> `available`, only from `uploading`; returns false when the version was not uploading. */
+  markVersionAvailable(id: VersionId, manifestDigest: string, committedAt: string): Promise<boolean>;
+  /** Removes a version with its files and metadata (used when an upload is aborted or expires). */
+  deleteVersion(id: VersionId): Promise<void>;
+
+  insertUpload(session: UploadSession, parts: readonly UploadPart[]): Promise<void>;
+  /** Records durable progress; never moves backwards. */
+  setPartReceived(uploadId: UploadId, index: number, received: number): Promise<void>;
+  /** Removes the session and its parts (not its blobs). */
+  deleteUpload(id: UploadId): Promise<void>;
+
+  insertBlob(blob: Blob): Promise<void>;
+  /** Every staging blob of the upload becomes committed and forgets the upload. */
+  commitBlobs(uploadId: UploadId): Promise<void>;
+  deleteBlob(id: BlobId): Promise<void>;
+  /** Staging blobs of an upload (for cleanup). */
+  listUploadBlobs(uploadId: UploadId): Promise<readonly Blob[]>;
+}
+
+export interface MetadataStore extends MetadataReader {
+  /** Runs `fn` in one serializable transaction; any throw rolls everything back and is rethrown. */
+  transaction<T>(fn: (tx: MetadataWriter) => Promise<T>): Promise<T>;
+  /** Applies pending schema migrations; safe to call on every start. */
+  migrate(): Promise<void>;
+  /** Throws `storage_error` when the backend cannot answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,107 @@
+/**
+ * Row shapes of the SQLite schema as Kysely sees them (see migrations.ts for the DDL). Columns are snake_case;
+ * times are ISO 8601 UTC strings as `Date#toISOString` writes them, so text order is time order; byte strings
+ * are BLOBs; booleans and enums are plain text checked when a row is read back.
+ */
+export interface Database {
+  settings: SettingsTable;
+  keks: KeksTable;
+  projects: ProjectsTable;
+  artifacts: ArtifactsTable;
+  data_keys: DataKeysTable;
+  versions: VersionsTable;
+  files: FilesTable;
+  uploads: UploadsTable;
+  upload_parts: UploadPartsTable;
+  blobs: BlobsTable;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface KeksTable {
+  version: number;
+  wrapped_key: Buffer;
+  created_at: string;
+  destroyed_at: string | null;
+}
+
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  description: string;
+  created_at: string;
+  created_by: string;
+}
+
+export interface ArtifactsTable {
+  id: string;
+  project_id: string;
+  name: string;
+  kind: string;
+  sensitivity: string;
+  description: string;
+  /** JSON array of strings. */
+  tags: string;
+  owner: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DataKeysTable {
+  id: string;
+  wrapped: Buffer;
+  kek_version: number;
+  created_at: string;
+}
+
+export interface VersionsTable {
+  id: string;
+  artifact_id: string;
+  tag: string;
+  state: string;
+  file_count: number;
+  total_size: number;
+  manifest_digest: string | null;
+  created_at: string;
+  created_by: string;
+  committed_at: string | null;
+  metadata_data_key_id: string | null;
+  metadata_sealed: Buffer | null;
+}
+
+export interface FilesTable {
+  version_id: string;
+  path: string;
+  size: number;
+  sha256: string;
+  blob_id: string;
+  offset: number;
+}
+
+export interface UploadsTable {
+  id: string;
+  version_id: string;
+  principal: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface UploadPartsTable {
+  upload_id: string;
+  idx: number;
+  blob_id: string;
+  size: number;
+  received: number;
+}
+
+export interface BlobsTable {
+  id: string;
+  data_key_id: string;
+  size: number;
+  state: string;
+  upload_id: string | null;
+  created_at: string;
+}

@@ -1,0 +1,137 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * Schema migrations, in code so the package carries no loose SQL files. Names sort in the order they run;
+ * a migration, once released, is never edited: change the schema with a new one.
+ *
+ * Tables are STRICT so a value of the wrong type is refused instead of stored. Foreign keys are declared only
+ * where they match the lifecycle: files and upload parts die with their owner; data keys, blobs and upload
+ * sessions are not tied to the rows that mention them because each is created, erased (crypto-shredding) or
+ * collected on its own schedule, and a constraint there would block those steps.
+ */
+export const migrations: Readonly<Record<string, Migration>> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('keks')
+        .addColumn('version', 'integer', (c) => c.primaryKey())
+        .addColumn('wrapped_key', 'blob', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('destroyed_at', 'text')
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('projects')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('artifacts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('sensitivity', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('artifacts_project_name', ['project_id', 'name'])
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('data_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('wrapped', 'blob', (c) => c.notNull())
+        .addColumn('kek_version', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema.createIndex('data_keys_kek_version').on('data_keys').column('kek_version').execute();
+
+      await db.schema
+        .createTable('versions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('artifact_id', 'text', (c) => c.notNull().references('artifacts.id'))
+        .addColumn('tag', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('file_count', 'integer', (c) => c.notNull())
+        .addColumn('total_size', 'integer', (c) => c.notNull())
+        .addColumn('manifest_digest', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('committed_at', 'text')
+        .addColumn('metadata_data_key_id', 'text')
+        .addColumn('metadata_sealed', 'blob')
+        // I3: the store, not a read-then-write, decides which of two concurrent creators wins.
+        .addUniqueConstraint('versions_artifact_tag', ['artifact_id', 'tag'])
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('files')
+        .addColumn('version_id', 'text', (c) => c.notNull().references('versions.id').onDelete('cascade'))
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('blob_id', 'text', (c) => c.notNull())
+        .addColumn('offset', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('files_pk', ['version_id', 'path'])
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('uploads')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('version_id', 'text', (c) => c.notNull())
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema.createIndex('uploads_expires_at').on('uploads').column('expires_at').execute();
+
+      await db.schema
+        .createTable('upload_parts')
+        .addColumn('upload_id', 'text', (c) => c.notNull().references('uploads.id').onDelete('cascade'))
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('blob_id', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('received', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('upload_parts_pk', ['upload_id', 'idx'])
+        .modifyEnd(sql`strict`)
+        .execute();
+
+      await db.schema
+        .createTable('blobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('data_key_id', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('upload_id', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema.createIndex('blobs_upload_id').on('blobs').column('upload_id').execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ ...migrations }),
+};

@@ -1,0 +1,898 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { open } from 'node:fs/promises';
+import BetterSqlite3 from 'better-sqlite3';
+import {
+  CompiledQuery,
+  Kysely,
+  Migrator,
+  SqliteDialect,
+  SqliteDriver,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+  type Selectable,
+  type SqliteDialectConfig,
+} from 'kysely';
+import {
+  ARTIFACT_KINDS,
+  BLOB_STATES,
+  MAX_PAGE_SIZE,
+  SENSITIVITIES,
+  VERSION_STATES,
+  type Artifact,
+  type Blob,
+  type DataKey,
+  type KekRecord,
+  type Page,
+  type PageRequest,
+  type Project,
+  type SealedValue,
+  type StoredFile,
+  type UploadPart,
+  type UploadSession,
+  type Version,
+} from '../../core/domain.js';
+import { StrongroomError, quote } from '../../core/errors.js';
+import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from '../../core/ids.js';
+import type { ArtifactPatch, MetadataReader, MetadataStore, MetadataWriter } from '../metadata-store.js';
+import type {
+  ArtifactsTable,
+  BlobsTable,
+  Database,
+  DataKeysTable,
+  FilesTable,
+  KeksTable,
+  ProjectsTable,
+  UploadPartsTable,
+  UploadsTable,
+} from './database.js';
+import { migrationProvider } from './migrations.js';
+
+/** Rows per multi-row statement: well under SQLite's bound-parameter limit for the widest table. */
+const BATCH_ROWS = 500;
+
+const VERSION_COLUMNS = [
+  'id',
+  'artifact_id',
+  'tag',
+  'state',
+  'file_count',
+  'total_size',
+  'manifest_digest',
+  'created_at',
+  'created_by',
+  'committed_at',
+] as const;
+
+type Executor = Kysely<Database>;
+/** Turns a UNIQUE violation (named by its `table.column, ...` target) into a domain error, if it is one. */
+type UniqueHandler = (target: string) => StrongroomError | undefined;
+
+/**
+ * A reader over any Kysely executor: the store's connection or an open transaction. Every query goes through
+ * `query`, so error translation and the misuse checks live in one place for both.
+ */
+class SqliteMetadataReader implements MetadataReader {
+  readonly #db: Executor;
+  readonly #check: () => void;
+
+  constructor(db: Executor, check: () => void) {
+    this.#db = db;
+    this.#check = check;
+  }
+
+  protected async query<T>(operation: string, run: (db: Executor) => Promise<T>, onUnique?: UniqueHandler): Promise<T> {
+    this.#check();
+    try {
+      return await run(this.#db);
+    } catch (err) {
+      throw translateError(operation, err, onUnique);
+    }
+  }
+
+  getSetting(key: string): Promise<string | undefined> {
+    return this.query('getSetting', async (db) => {
+      const row = await db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
+      return row?.value;
+    });
+  }
+
+  listKeks(): Promise<readonly KekRecord[]> {
+    return this.query('listKeks', async (db) => {
+      const rows = await db.selectFrom('keks').selectAll().orderBy('version').execute();
+      return rows.map(toKek);
+    });
+  }
+
+  getProjectByName(name: string): Promise<Project | undefined> {
+    return this.query('getProjectByName', async (db) => {
+      const row = await db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+      return row && toProject(row);
+    });
+  }
+
+  getProjectById(id: ProjectId): Promise<Project | undefined> {
+    return this.query('getProjectById', async (db) => {
+      const row = await db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toProject(row);
+    });
+  }
+
+  listProjects(page: PageRequest): Promise<Page<Project>> {
+    return this.query('listProjects', async (db) => {
+      const limit = pageLimit(page.limit);
+      let q = db.selectFrom('projects').selectAll();
+      if (page.after !== undefined) q = q.where('name', '>', page.after);
+      const rows = await q.orderBy('name').limit(limit + 1).execute();
+      return toPage(rows.map(toProject), limit, (p) => p.name);
+    });
+  }
+
+  getArtifact(projectId: ProjectId, name: string): Promise<Artifact | undefined> {
+    return this.query('getArtifact', async (db) => {
+      const row = await db
+        .selectFrom('artifacts')
+        .selectAll()
+        .where('project_id', '=', projectId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return row && toArtifact(row);
+    });
+  }
+
+  getArtifactById(id: ArtifactId): Promise<Artifact | undefined> {
+    return this.query('getArtifactById', async (db) => {
+      const row = await db.selectFrom('artifacts').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toArtifact(row);
+    });
+  }
+
+  listArtifacts(projectId: ProjectId, page: PageRequest): Promise<Page<Artifact>> {
+    return this.query('listArtifacts', async (db) => {
+      const limit = pageLimit(page.limit);
+      let q = db.selectFrom('artifacts').selectAll().where('project_id', '=', projectId);
+      if (page.after !== undefined) q = q.where('name', '>', page.after);
+      const rows = await q.orderBy('name').limit(limit + 1).execute();
+      return toPage(rows.map(toArtifact), limit, (a) => a.name);
+    });
+  }
+
+  getVersion(artifactId: ArtifactId, tag: string): Promise<Version | undefined> {
+    return this.query('getVersion', async (db) => {
+      const row = await db
+        .selectFrom('versions')
+        .select(VERSION_COLUMNS)
+        .where('artifact_id', '=', artifactId)
+        .where('tag', '=', tag)
+        .executeTakeFirst();
+      return row && toVersion(row);
+    });
+  }
+
+  getVersionById(id: VersionId): Promise<Version | undefined> {
+    return this.query('getVersionById', async (db) => {
+      const row = await db.selectFrom('versions').select(VERSION_COLUMNS).where('id', '=', id).executeTakeFirst();
+      return row && toVersion(row);
+    });
+  }
+
+  listVersions(artifactId: ArtifactId, page: PageRequest, includeUploading = false): Promise<Page<Version>> {
+    return this.query('listVersions', async (db) => {
+      const limit = pageLimit(page.limit);
+      let q = db.selectFrom('versions').select(VERSION_COLUMNS).where('artifact_id', '=', artifactId);
+      // N2: a reservation is never listed to readers unless the caller asks for it explicitly.
+      if (!includeUploading) q = q.where('state', '=', 'available');
+      if (page.after !== undefined) q = q.where('tag', '>', page.after);
+      const rows = await q.orderBy('tag').limit(limit + 1).execute();
+      return toPage(rows.map(toVersion), limit, (v) => v.tag);
+    });
+  }
+
+  getVersionMetadata(versionId: VersionId): Promise<SealedValue | undefined> {
+    return this.query('getVersionMetadata', async (db) => {
+      const row = await db
+        .selectFrom('versions')
+        .select(['metadata_data_key_id', 'metadata_sealed'])
+        .where('id', '=', versionId)
+        .executeTakeFirst();
+      if (row?.metadata_data_key_id == null || row.metadata_sealed === null) return undefined;
+      return { dataKeyId: row.metadata_data_key_id as DataKeyId, sealed: row.metadata_sealed };
+    });
+  }
+
+  listFiles(versionId: VersionId): Promise<readonly StoredFile[]> {
+    return this.query('listFiles', async (db) => {
+      // BINARY collation compares the UTF-8 bytes, which is the order the interface promises.
+      const rows = await db.selectFrom('files').selectAll().where('version_id', '=', versionId).orderBy('path').execute();
+      return rows.map(toStoredFile);
+    });
+  }
+
+  getFile(versionId: VersionId, path: string): Promise<StoredFile | undefined> {
+    return this.query('getFile', async (db) => {
+      const row = await db
+        .selectFrom('files')
+        .selectAll()
+        .where('version_id', '=', versionId)
+        .where('path', '=', path)
+        .executeTakeFirst();
+      return row && toStoredFile(row);
+    });
+  }
+
+  getUpload(id: UploadId): Promise<UploadSession | undefined> {
+    return this.query('getUpload', async (db) => {
+      const row = await db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toUpload(row);
+    });
+  }
+
+  listParts(uploadId: UploadId): Promise<readonly UploadPart[]> {
+    return this.query('listParts', async (db) => {
+      const rows = await db.selectFrom('upload_parts').selectAll().where('upload_id', '=', uploadId).orderBy('idx').execute();
+      return rows.map(toPart);
+    });
+  }
+
+  listExpiredUploads(now: string, limit: number): Promise<readonly UploadSession[]> {
+    return this.query('listExpiredUploads', async (db) => {
+      const rows = await db
+        .selectFrom('uploads')
+        .selectAll()
+        .where('expires_at', '<=', now)
+        .orderBy('expires_at')
+        .orderBy('id')
+        .limit(positiveLimit(limit))
+        .execute();
+      return rows.map(toUpload);
+    });
+  }
+
+  getBlob(id: BlobId): Promise<Blob | undefined> {
+    return this.query('getBlob', async (db) => {
+      const row = await db.selectFrom('blobs').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toBlob(row);
+    });
+  }
+
+  existingBlobIds(ids: readonly BlobId[]): Promise<ReadonlySet<BlobId>> {
+    return this.query('existingBlobIds', async (db) => {
+      const found = new Set<BlobId>();
+      for (const batch of batches(ids)) {
+        const rows = await db.selectFrom('blobs').select('id').where('id', 'in', batch).execute();
+        for (const row of rows) found.add(row.id as BlobId);
+      }
+      return found;
+    });
+  }
+
+  getDataKey(id: DataKeyId): Promise<DataKey | undefined> {
+    return this.query('getDataKey', async (db) => {
+      const row = await db.selectFrom('data_keys').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toDataKey(row);
+    });
+  }
+
+  listDataKeysBelow(kekVersion: number, limit: number): Promise<readonly DataKey[]> {
+    return this.query('listDataKeysBelow', async (db) => {
+      const rows = await db
+        .selectFrom('data_keys')
+        .selectAll()
+        .where('kek_version', '<', kekVersion)
+        .orderBy('kek_version')
+        .orderBy('id')
+        .limit(positiveLimit(limit))
+        .execute();
+      return rows.map(toDataKey);
+    });
+  }
+
+  countDataKeysByKek(): Promise<ReadonlyMap<number, number>> {
+    return this.query('countDataKeysByKek', async (db) => {
+      const rows = await db
+        .selectFrom('data_keys')
+        .select(['kek_version', db.fn.countAll<number>().as('count')])
+        .groupBy('kek_version')
+        .execute();
+      return new Map(rows.map((r) => [r.kek_version, Number(r.count)]));
+    });
+  }
+}
+
+class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWriter {
+  insertSettingIfAbsent(key: string, value: string): Promise<boolean> {
+    return this.query('insertSettingIfAbsent', async (db) => {
+      const result = await db
+        .insertInto('settings')
+        .values({ key, value })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .executeTakeFirst();
+      return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
+    });
+  }
+
+  setSetting(key: string, value: string): Promise<void> {
+    return this.query('setSetting', async (db) => {
+      await db
+        .insertInto('settings')
+        .values({ key, value })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+        .execute();
+    });
+  }
+
+  insertKek(kek: KekRecord): Promise<void> {
+    return this.query('insertKek', async (db) => {
+      await db
+        .insertInto('keks')
+        .values({
+          version: kek.version,
+          wrapped_key: kek.wrappedKey,
+          created_at: kek.createdAt,
+          destroyed_at: kek.destroyedAt,
+        })
+        .execute();
+    });
+  }
+
+  destroyKek(version: number, at: string): Promise<void> {
+    return this.query('destroyKek', async (db) => {
+      // The row stays so the version number is never reused; the first destruction time is the one kept.
+      await db
+        .updateTable('keks')
+        .set({ wrapped_key: Buffer.alloc(0), destroyed_at: sql<string>`coalesce(destroyed_at, ${at})` })
+        .where('version', '=', version)
+        .execute();
+    });
+  }
+
+  insertProject(project: Project): Promise<void> {
+    return this.query(
+      'insertProject',
+      async (db) => {
+        await db
+          .insertInto('projects')
+          .values({
+            id: project.id,
+            name: project.name,
+            description: project.description,
+            created_at: project.createdAt,
+            created_by: project.createdBy,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'projects.name'
+          ? new StrongroomError('project_exists', `project ${quote(project.name)} already exists`)
+          : undefined,
+    );
+  }
+
+  insertArtifact(artifact: Artifact): Promise<void> {
+    return this.query(
+      'insertArtifact',
+      async (db) => {
+        await db
+          .insertInto('artifacts')
+          .values({
+            id: artifact.id,
+            project_id: artifact.projectId,
+            name: artifact.name,
+            kind: artifact.kind,
+            sensitivity: artifact.sensitivity,
+            description: artifact.description,
+            tags: JSON.stringify(artifact.tags),
+            owner: artifact.owner,
+            created_at: artifact.createdAt,
+            updated_at: artifact.updatedAt,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'artifacts.project_id, artifacts.name'
+          ? new StrongroomError('artifact_exists', `artifact ${quote(artifact.name)} already exists in the project`)
+          : undefined,
+    );
+  }
+
+  updateArtifact(id: ArtifactId, patch: ArtifactPatch): Promise<void> {
+    return this.query('updateArtifact', async (db) => {
+      await db
+        .updateTable('artifacts')
+        .set({
+          updated_at: patch.updatedAt,
+          ...(patch.description !== undefined ? { description: patch.description } : {}),
+          ...(patch.tags !== undefined ? { tags: JSON.stringify(patch.tags) } : {}),
+          ...(patch.sensitivity !== undefined ? { sensitivity: patch.sensitivity } : {}),
+          ...(patch.kind !== undefined ? { kind: patch.kind } : {}),
+        })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  insertDataKey(key: DataKey): Promise<void> {
+    return this.query('insertDataKey', async (db) => {
+      await db
+        .insertInto('data_keys')
+        .values({ id: key.id, wrapped: key.wrapped, kek_version: key.kekVersion, created_at: key.createdAt })
+        .execute();
+    });
+  }
+
+  rewrapDataKey(id: DataKeyId, wrapped: Buffer, kekVersion: number, expectedKekVersion: number): Promise<boolean> {
+    return this.query('rewrapDataKey', async (db) => {
+      const result = await db
+        .updateTable('data_keys')
+        .set({ wrapped, kek_version: kekVersion })
+        .where('id', '=', id)
+        .where('kek_version', '=', expectedKekVersion)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  deleteDataKey(id: DataKeyId): Promise<void> {
+    return this.query('deleteDataKey', async (db) => {
+      await db.deleteFrom('data_keys').where('id', '=', id).execute();
+    });
+  }
+
+  insertVersion(version: Version, metadata: SealedValue | null): Promise<void> {
+    return this.query(
+      'insertVersion',
+      async (db) => {
+        await db
+          .insertInto('versions')
+          .values({
+            id: version.id,
+            artifact_id: version.artifactId,
+            tag: version.tag,
+            state: version.state,
+            file_count: version.fileCount,
+            total_size: version.totalSize,
+            manifest_digest: version.manifestDigest,
+            created_at: version.createdAt,
+            created_by: version.createdBy,
+            committed_at: version.committedAt,
+            metadata_data_key_id: metadata?.dataKeyId ?? null,
+            metadata_sealed: metadata?.sealed ?? null,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'versions.artifact_id, versions.tag'
+          ? new StrongroomError('version_exists', `version ${quote(version.tag)} already exists`)
+          : undefined,
+    );
+  }
+
+  insertFiles(files: readonly StoredFile[]): Promise<void> {
+    return this.query('insertFiles', async (db) => {
+      for (const batch of batches(files)) {
+        await db
+          .insertInto('files')
+          .values(
+            batch.map((f) => ({
+              version_id: f.versionId,
+              path: f.path,
+              size: f.size,
+              sha256: f.sha256,
+              blob_id: f.blobId,
+              offset: f.offset,
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  markVersionAvailable(id: VersionId, manifestDigest: string, committedAt: string): Promise<boolean> {
+    return this.query('markVersionAvailable', async (db) => {
+      const result = await db
+        .updateTable('versions')
+        .set({ state: 'available', manifest_digest: manifestDigest, committed_at: committedAt })
+        .where('id', '=', id)
+        .where('state', '=', 'uploading')
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  deleteVersion(id: VersionId): Promise<void> {
+    return this.query('deleteVersion', async (db) => {
+      // Files go with the row (ON DELETE CASCADE); the sealed metadata lives in the row itself.
+      await db.deleteFrom('versions').where('id', '=', id).execute();
+    });
+  }
+
+  insertUpload(session: UploadSession, parts: readonly UploadPart[]): Promise<void> {
+    return this.query('insertUpload', async (db) => {
+      await db
+        .insertInto('uploads')
+        .values({
+          id: session.id,
+          version_id: session.versionId,
+          principal: session.principal,
+          created_at: session.createdAt,
+          expires_at: session.expiresAt,
+        })
+        .execute();
+      for (const batch of batches(parts)) {
+        await db
+          .insertInto('upload_parts')
+          .values(
+            batch.map((p) => ({
+              upload_id: p.uploadId,
+              idx: p.index,
+              blob_id: p.blobId,
+              size: p.size,
+              received: p.received,
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  setPartReceived(uploadId: UploadId, index: number, received: number): Promise<void> {
+    return this.query('setPartReceived', async (db) => {
+      // A late, smaller report (a retried request racing a newer one) must never shrink the durable offset.
+      await db
+        .updateTable('upload_parts')
+        .set({ received: sql<number>`max(received, ${received})` })
+        .where('upload_id', '=', uploadId)
+        .where('idx', '=', index)
+        .execute();
+    });
+  }
+
+  deleteUpload(id: UploadId): Promise<void> {
+    return this.query('deleteUpload', async (db) => {
+      await db.deleteFrom('uploads').where('id', '=', id).execute();
+    });
+  }
+
+  insertBlob(blob: Blob): Promise<void> {
+    return this.query('insertBlob', async (db) => {
+      await db
+        .insertInto('blobs')
+        .values({
+          id: blob.id,
+          data_key_id: blob.dataKeyId,
+          size: blob.size,
+          state: blob.state,
+          upload_id: blob.uploadId,
+          created_at: blob.createdAt,
+        })
+        .execute();
+    });
+  }
+
+  commitBlobs(uploadId: UploadId): Promise<void> {
+    return this.query('commitBlobs', async (db) => {
+      await db
+        .updateTable('blobs')
+        .set({ state: 'committed', upload_id: null })
+        .where('upload_id', '=', uploadId)
+        .where('state', '=', 'staging')
+        .execute();
+    });
+  }
+
+  deleteBlob(id: BlobId): Promise<void> {
+    return this.query('deleteBlob', async (db) => {
+      await db.deleteFrom('blobs').where('id', '=', id).execute();
+    });
+  }
+
+  listUploadBlobs(uploadId: UploadId): Promise<readonly Blob[]> {
+    return this.query('listUploadBlobs', async (db) => {
+      const rows = await db
+        .selectFrom('blobs')
+        .selectAll()
+        .where('upload_id', '=', uploadId)
+        .where('state', '=', 'staging')
+        .orderBy('id')
+        .execute();
+      return rows.map(toBlob);
+    });
+  }
+}
+
+interface TransactionState {
+  active: boolean;
+}
+
+/**
+ * MetadataStore over SQLite (the embedded default, DESIGN section 10). Kysely's SQLite driver has one
+ * connection behind a mutex, so transactions are serialized, which makes them serializable; they start with
+ * BEGIN IMMEDIATE so a second process on the same file waits on `busy_timeout` for the write lock instead of
+ * failing with SQLITE_BUSY when a read lock would have to be upgraded mid-transaction.
+ *
+ * Inside `transaction(fn)`, `fn` must use only its `tx`: the connection is held for the whole transaction, so
+ * calling this store from `fn` would wait for itself forever. Such calls are detected and fail with
+ * `internal_error` instead of hanging.
+ */
+export class SqliteMetadataStore extends SqliteMetadataReader implements MetadataStore {
+  readonly #db: Executor;
+  readonly #transactions: AsyncLocalStorage<TransactionState>;
+
+  constructor(db: Kysely<Database>) {
+    const transactions = new AsyncLocalStorage<TransactionState>();
+    super(db, () => assertOutsideTransaction(transactions));
+    this.#db = db;
+    this.#transactions = transactions;
+  }
+
+  async transaction<T>(fn: (tx: MetadataWriter) => Promise<T>): Promise<T> {
+    assertOutsideTransaction(this.#transactions);
+    const state: TransactionState = { active: true };
+    let thrownByFn: { readonly error: unknown } | undefined;
+    try {
+      return await this.#db.transaction().execute((trx) =>
+        this.#transactions.run(state, async () => {
+          try {
+            return await fn(new SqliteMetadataWriter(trx, () => assertActive(state)));
+          } catch (error) {
+            thrownByFn = { error };
+            throw error;
+          }
+        }),
+      );
+    } catch (err) {
+      // What `fn` threw is the caller's to see unchanged; only begin/commit/rollback failures are ours.
+      if (thrownByFn !== undefined && err === thrownByFn.error) throw err;
+      throw translateError('transaction', err);
+    } finally {
+      state.active = false;
+    }
+  }
+
+  async migrate(): Promise<void> {
+    assertOutsideTransaction(this.#transactions);
+    const { error, results } = await new Migrator({ db: this.#db, provider: migrationProvider }).migrateToLatest();
+    if (error === undefined) return;
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new StrongroomError(
+      'storage_error',
+      failed === undefined ? 'metadata migration failed' : `metadata migration ${quote(failed)} failed`,
+      { cause: error },
+    );
+  }
+
+  ping(): Promise<void> {
+    return this.query('ping', async (db) => {
+      await sql`select 1`.execute(db);
+    });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#db.destroy();
+    } catch (err) {
+      throw translateError('close', err);
+    }
+  }
+}
+
+/**
+ * Opens (creating if needed) the SQLite database at `path`; ':memory:' gives a private in-memory database.
+ * Call `migrate()` before use. The file is created with mode 0600 (it holds wrapped keys); SQLite gives its
+ * -wal and -shm files the same mode.
+ */
+export async function openSqliteMetadataStore(path: string): Promise<SqliteMetadataStore> {
+  let database: BetterSqlite3.Database | undefined;
+  try {
+    if (path !== ':memory:') await (await open(path, 'a', 0o600)).close();
+    database = new BetterSqlite3(path);
+    // busy_timeout first, so switching to WAL waits for another process instead of failing.
+    database.pragma('busy_timeout = 5000');
+    database.pragma('journal_mode = WAL');
+    // N1: FULL syncs the WAL on every commit, so a committed transaction survives power loss.
+    database.pragma('synchronous = FULL');
+    database.pragma('foreign_keys = ON');
+    // Crypto-shredding: deleted wrapped keys are overwritten with zeros instead of lingering in free pages.
+    database.pragma('secure_delete = ON');
+  } catch (err) {
+    database?.close();
+    throw new StrongroomError('storage_error', `cannot open the metadata database ${quote(path)}${codeSuffix(err)}`, {
+      cause: err,
+    });
+  }
+  return new SqliteMetadataStore(new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) }));
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+function assertOutsideTransaction(transactions: AsyncLocalStorage<TransactionState>): void {
+  if (transactions.getStore()?.active === true) {
+    throw new StrongroomError(
+      'internal_error',
+      'the metadata store was called inside its own transaction; use the transaction writer (it would deadlock)',
+    );
+  }
+}
+
+function assertActive(state: TransactionState): void {
+  if (!state.active) {
+    throw new StrongroomError('internal_error', 'a metadata transaction writer was used after its transaction ended');
+  }
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
+  const { code } = err;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+function codeSuffix(err: unknown): string {
+  const code = sqliteCode(err) ?? (err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined);
+  return code === undefined ? '' : ` (${code})`;
+}
+
+/**
+ * The one place driver errors become domain errors. Messages name the operation and the SQLite result code,
+ * never SQL text or values; the driver error stays available as `cause` for the server log.
+ */
+function translateError(operation: string, err: unknown, onUnique?: UniqueHandler): StrongroomError {
+  if (err instanceof StrongroomError) return err;
+  const code = sqliteCode(err);
+  if (onUnique !== undefined && (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY')) {
+    // better-sqlite3 reports `UNIQUE constraint failed: table.column, ...`: column names only, no values.
+    const target = err instanceof Error ? /^UNIQUE constraint failed: (.+)$/.exec(err.message)?.[1] : undefined;
+    const mapped = target === undefined ? undefined : onUnique(target);
+    if (mapped !== undefined) return mapped;
+  }
+  return new StrongroomError('storage_error', `metadata store ${operation} failed${codeSuffix(err)}`, { cause: err });
+}
+
+function pageLimit(limit: number): number {
+  return Math.min(positiveLimit(limit), MAX_PAGE_SIZE);
+}
+
+function positiveLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new StrongroomError('invalid_request', `limit ${quote(String(limit))} must be a positive integer`);
+  }
+  return limit;
+}
+
+/** `rows` holds up to `limit + 1` items; the extra one only says that another page exists. */
+function toPage<T>(rows: readonly T[], limit: number, key: (item: T) => string): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items, next: rows.length > limit && last !== undefined ? key(last) : null };
+}
+
+function* batches<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += BATCH_ROWS) yield items.slice(i, i + BATCH_ROWS);
+}
+
+function member<T extends string>(allowed: readonly T[], value: string, column: string): T {
+  const found = allowed.find((a) => a === value);
+  if (found === undefined) {
+    throw new StrongroomError('storage_error', `metadata store holds an unknown ${column} value`);
+  }
+  return found;
+}
+
+function parseTags(text: string): readonly string[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (Array.isArray(value) && value.every((t): t is string => typeof t === 'string')) return value;
+  throw new StrongroomError('storage_error', 'metadata store holds malformed artifact tags');
+}
+
+function toKek(r: Selectable<KeksTable>): KekRecord {
+  return { version: r.version, wrappedKey: r.wrapped_key, createdAt: r.created_at, destroyedAt: r.destroyed_at };
+}
+
+function toProject(r: Selectable<ProjectsTable>): Project {
+  return {
+    id: r.id as ProjectId,
+    name: r.name,
+    description: r.description,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+  };
+}
+
+function toArtifact(r: Selectable<ArtifactsTable>): Artifact {
+  return {
+    id: r.id as ArtifactId,
+    projectId: r.project_id as ProjectId,
+    name: r.name,
+    kind: member(ARTIFACT_KINDS, r.kind, 'artifact kind'),
+    sensitivity: member(SENSITIVITIES, r.sensitivity, 'sensitivity'),
+    description: r.description,
+    tags: parseTags(r.tags),
+    owner: r.owner,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+type VersionRow = Pick<Selectable<Database['versions']>, (typeof VERSION_COLUMNS)[number]>;
+
+function toVersion(r: VersionRow): Version {
+  return {
+    id: r.id as VersionId,
+    artifactId: r.artifact_id as ArtifactId,
+    tag: r.tag,
+    state: member(VERSION_STATES, r.state, 'version state'),
+    fileCount: r.file_count,
+    totalSize: r.total_size,
+    manifestDigest: r.manifest_digest,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    committedAt: r.committed_at,
+  };
+}
+
+function toStoredFile(r: Selectable<FilesTable>): StoredFile {
+  return {
+    versionId: r.version_id as VersionId,
+    path: r.path,
+    size: r.size,
+    sha256: r.sha256,
+    blobId: r.blob_id as BlobId,
+    offset: r.offset,
+  };
+}
+
+function toUpload(r: Selectable<UploadsTable>): UploadSession {
+  return {
+    id: r.id as UploadId,
+    versionId: r.version_id as VersionId,
+    principal: r.principal,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+function toPart(r: Selectable<UploadPartsTable>): UploadPart {
+  return {
+    uploadId: r.upload_id as UploadId,
+    index: r.idx,
+    blobId: r.blob_id as BlobId,
+    size: r.size,
+    received: r.received,
+  };
+}
+
+function toBlob(r: Selectable<BlobsTable>): Blob {
+  return {
+    id: r.id as BlobId,
+    dataKeyId: r.data_key_id as DataKeyId,
+    size: r.size,
+    state: member(BLOB_STATES, r.state, 'blob state'),
+    uploadId: r.upload_id as UploadId | null,
+    createdAt: r.created_at,
+  };
+}
+
+function toDataKey(r: Selectable<DataKeysTable>): DataKey {
+  return { id: r.id as DataKeyId, wrapped: r.wrapped, kekVersion: r.kek_version, createdAt: r.created_at };
+}
