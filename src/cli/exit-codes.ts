@@ -62,7 +62,9 @@ const BY_CODE: Readonly<Record<ErrorCode | LocalErrorCode, ExitCode>> = {
 /** The error's stable code, if it has one this CLI knows. */
 export function errorCodeOf(err: unknown): ErrorCode | LocalErrorCode | undefined {
   const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && Object.hasOwn(BY_CODE, code) ? (code as ErrorCode | LocalErrorCode) : undefined;
+  return typeof code === 'string' && Object.hasOwn(BY_CODE, code)
+    ? (code as ErrorCode | LocalErrorCode)
+    : undefined;
 }
 
 /** The one place that turns an error into an exit code. */

@@ -102,11 +102,18 @@ export async function apiErrorFromResponse(response: Response): Promise<ApiError
     // Not a problem document; fall back to the status line below.
   }
   const serverCode = typeof problem['code'] === 'string' ? problem['code'] : undefined;
-  const code = serverCode === undefined ? codeForStatus(response.status) : isKnownErrorCode(serverCode) ? serverCode : 'internal_error';
+  const code =
+    serverCode === undefined
+      ? codeForStatus(response.status)
+      : isKnownErrorCode(serverCode)
+        ? serverCode
+        : 'internal_error';
   const detail = typeof problem['detail'] === 'string' ? problem['detail'] : undefined;
   const title = typeof problem['title'] === 'string' ? problem['title'] : undefined;
   const requestId =
-    typeof problem['requestId'] === 'string' ? problem['requestId'] : (response.headers.get('x-request-id') ?? undefined);
+    typeof problem['requestId'] === 'string'
+      ? problem['requestId']
+      : (response.headers.get('x-request-id') ?? undefined);
   const details = isRecord(problem['details']) ? problem['details'] : undefined;
   const message = detail ?? title ?? `the server answered ${response.status} ${response.statusText}`.trim();
   return new ApiError({ status: response.status, code, serverCode, requestId, details, message });

@@ -1,5 +1,5 @@
 /** The Strongroom client SDK: everything a program needs to talk to a Strongroom server. */
-export { StrongroomClient, parseServerUrl } from './strongroom-client.js';
+export { CLIENT_VERSION, StrongroomClient, normalizeServerUrl, parseServerUrl } from './strongroom-client.js';
 export type {
   ByteRange,
   DownloadFileOptions,

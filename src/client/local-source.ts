@@ -42,7 +42,10 @@ function refuse(relativePath: string, why: string): StrongroomError {
 function refuseType(relativePath: string, stats: Stats): StrongroomError {
   return stats.isSymbolicLink()
     ? refuse(relativePath, 'is a symbolic link; strongroom never follows links out of the pushed tree')
-    : refuse(relativePath, `is a ${describeType(stats)}, not a regular file; only regular files can be pushed`);
+    : refuse(
+        relativePath,
+        `is a ${describeType(stats)}, not a regular file; only regular files can be pushed`,
+      );
 }
 
 interface Candidate {
@@ -55,7 +58,12 @@ export function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-async function walk(directory: string, prefix: string, out: Candidate[], signal?: AbortSignal): Promise<void> {
+async function walk(
+  directory: string,
+  prefix: string,
+  out: Candidate[],
+  signal?: AbortSignal,
+): Promise<void> {
   for (const name of await readdir(directory)) {
     signal?.throwIfAborted();
     const absolutePath = path.join(directory, name);
@@ -95,7 +103,10 @@ export async function openLocalFile(
     if (!stats.isFile()) throw refuseType(relativePath, stats);
     if (expected !== undefined) {
       if (stats.dev !== expected.dev || stats.ino !== expected.ino) {
-        throw new StrongroomError('size_mismatch', `${quote(relativePath)} was replaced while it was being pushed`);
+        throw new StrongroomError(
+          'size_mismatch',
+          `${quote(relativePath)} was replaced while it was being pushed`,
+        );
       }
       checkUnchangedSize(relativePath, expected.size, stats.size);
     }

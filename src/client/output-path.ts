@@ -4,13 +4,19 @@ import { StrongroomError, quote } from '../core/errors.js';
 import { parseFilePath } from '../core/names.js';
 
 function outside(filePath: string): StrongroomError {
-  return new StrongroomError('invalid_path', `file path ${quote(filePath)} resolves outside the output directory`);
+  return new StrongroomError(
+    'invalid_path',
+    `file path ${quote(filePath)} resolves outside the output directory`,
+  );
 }
 
 /** True when `candidate` is `root` itself or lies below it. Both must be absolute and normalized. */
 export function isInside(root: string, candidate: string): boolean {
   const relative = path.relative(root, candidate);
-  return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
+  return (
+    relative === '' ||
+    (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative))
+  );
 }
 
 /**

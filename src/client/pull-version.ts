@@ -12,6 +12,7 @@ import {
   type VersionRef,
 } from '../core/names.js';
 import { FileExistsError } from './file-exists-error.js';
+import { isWholeNumber } from './is-whole-number.js';
 import { isInside, resolveOutputPath } from './output-path.js';
 import type { StrongroomClient } from './strongroom-client.js';
 
@@ -63,10 +64,6 @@ function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-function isWholeNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
 /**
  * Trust nothing in the answer that decides where bytes go: it must be the version asked for, available, and
  * its manifest must pass the one path validator as a whole (no `../evil`, no absolute paths, no two paths
@@ -75,18 +72,25 @@ function isWholeNumber(value: unknown): value is number {
 function checkDetail(detail: VersionDetail, ref: VersionRef): ManifestEntry[] {
   const v = detail.version;
   if (v.project !== ref.project || v.artifact !== ref.artifact || v.version !== ref.version) {
-    throw new StrongroomError('integrity_error', 'the server answered with a different version than the one asked for');
+    throw new StrongroomError(
+      'integrity_error',
+      'the server answered with a different version than the one asked for',
+    );
   }
   if (v.state !== 'available') {
     throw new StrongroomError('version_not_found', `version ${quote(ref.version)} is not available yet`);
   }
-  if (!Array.isArray(detail.files)) throw new StrongroomError('integrity_error', 'the server sent no manifest');
+  if (!Array.isArray(detail.files))
+    throw new StrongroomError('integrity_error', 'the server sent no manifest');
   const files = detail.files.map((entry): ManifestEntry => {
     if (typeof entry.path !== 'string' || !isWholeNumber(entry.size) || typeof entry.sha256 !== 'string') {
       throw new StrongroomError('integrity_error', 'the server sent a malformed manifest entry');
     }
     if (!SHA256_HEX.test(entry.sha256)) {
-      throw new StrongroomError('integrity_error', `the manifest digest of ${quote(entry.path)} is not a SHA-256`);
+      throw new StrongroomError(
+        'integrity_error',
+        `the manifest digest of ${quote(entry.path)} is not a SHA-256`,
+      );
     }
     return { path: entry.path, size: entry.size, sha256: entry.sha256 };
   });
@@ -95,7 +99,7 @@ function checkDetail(detail: VersionDetail, ref: VersionRef): ManifestEntry[] {
 }
 
 async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  for (let offset = 0; offset < chunk.length; ) {
+  for (let offset = 0; offset < chunk.length;) {
     const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
     offset += bytesWritten;
   }
@@ -116,10 +120,16 @@ async function downloadToTemp(run: PullRun, file: ManifestEntry): Promise<Downlo
   run.temps.add(temp);
   try {
     const download = await run.client.downloadFile({ ...run.ref, path: file.path, signal: run.signal });
-    if (download.status !== 200 || (download.contentLength !== undefined && download.contentLength !== file.size)) {
+    if (
+      download.status !== 200 ||
+      (download.contentLength !== undefined && download.contentLength !== file.size)
+    ) {
       download.body.destroy();
       if (download.status !== 200) {
-        throw new StrongroomError('integrity_error', `${quote(file.path)}: expected the whole file, got ${download.status}`);
+        throw new StrongroomError(
+          'integrity_error',
+          `${quote(file.path)}: expected the whole file, got ${download.status}`,
+        );
       }
       throw sizeMismatch(file, download.contentLength ?? 0);
     }
@@ -181,7 +191,12 @@ async function runPool<T, R>(
  * Move a verified temp file to its final name. Without `overwrite`, link(2) creates the name only if it is
  * free, so a file that appeared since the pre-check is not replaced.
  */
-async function moveIntoPlace(temp: string, target: string, overwrite: boolean, filePath: string): Promise<void> {
+async function moveIntoPlace(
+  temp: string,
+  target: string,
+  overwrite: boolean,
+  filePath: string,
+): Promise<void> {
   const existing = await lstat(target).catch(() => undefined);
   if (existing?.isDirectory() === true) {
     throw new StrongroomError('invalid_path', `${quote(filePath)} is a directory in the output directory`);
@@ -191,7 +206,10 @@ async function moveIntoPlace(temp: string, target: string, overwrite: boolean, f
     return;
   }
   const exists = (): FileExistsError =>
-    new FileExistsError(target, `${quote(filePath)} already exists in the output directory; pass overwrite to replace it`);
+    new FileExistsError(
+      target,
+      `${quote(filePath)} already exists in the output directory and overwrite was not requested`,
+    );
   try {
     await link(temp, target);
   } catch (err) {
@@ -218,7 +236,11 @@ async function syncDirectory(directory: string): Promise<void> {
   }
 }
 
-async function placeFiles(run: PullRun, downloaded: readonly Downloaded[], createdDirs: string[]): Promise<PulledFile[]> {
+async function placeFiles(
+  run: PullRun,
+  downloaded: readonly Downloaded[],
+  createdDirs: string[],
+): Promise<PulledFile[]> {
   const placed: PulledFile[] = [];
   try {
     for (const { file, temp } of downloaded) {
@@ -228,7 +250,10 @@ async function placeFiles(run: PullRun, downloaded: readonly Downloaded[], creat
       if (created !== undefined) createdDirs.push(created);
       // The last word on C1: wherever links may point, the directory we write into is inside the root.
       if (!isInside(run.root, await realpath(directory))) {
-        throw new StrongroomError('invalid_path', `file path ${quote(file.path)} resolves outside the output directory`);
+        throw new StrongroomError(
+          'invalid_path',
+          `file path ${quote(file.path)} resolves outside the output directory`,
+        );
       }
       await moveIntoPlace(temp, target, run.overwrite, file.path);
       run.temps.delete(temp);
@@ -251,7 +276,7 @@ async function checkTargetsFree(run: PullRun, files: readonly ManifestEntry[]): 
     if (existing !== undefined && !run.overwrite) {
       throw new FileExistsError(
         target,
-        `${quote(file.path)} already exists in the output directory; pass overwrite to replace it`,
+        `${quote(file.path)} already exists in the output directory and overwrite was not requested`,
       );
     }
   }

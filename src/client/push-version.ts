@@ -1,10 +1,17 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { CreateUploadBody, ManifestEntryBody, PartProgress, UploadView, VersionDetail } from '../api/schemas.js';
+import type {
+  CreateUploadBody,
+  ManifestEntryBody,
+  PartProgress,
+  UploadView,
+  VersionDetail,
+} from '../api/schemas.js';
 import type { ArtifactKind, Sensitivity } from '../core/domain.js';
 import { StrongroomError, quote } from '../core/errors.js';
 import { parseArtifactName, parseProjectName, parseVersionTag, type VersionRef } from '../core/names.js';
 import { ApiError } from './api-error.js';
 import { ConnectionError } from './connection-error.js';
+import { isWholeNumber } from './is-whole-number.js';
 import { compareBytes, scanLocalSource, type LocalFile } from './local-source.js';
 import { partBody } from './part-body.js';
 import type { StrongroomClient } from './strongroom-client.js';
@@ -62,11 +69,10 @@ function checkCount(value: number, what: string): number {
 }
 
 function planMismatch(why: string): StrongroomError {
-  return new StrongroomError('internal_error', `the server's upload plan does not match the declared files: ${why}`);
-}
-
-function isWholeNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return new StrongroomError(
+    'internal_error',
+    `the server's upload plan does not match the declared files: ${why}`,
+  );
 }
 
 /**
@@ -74,7 +80,7 @@ function isWholeNumber(value: unknown): value is number {
  * part, each part's size the sum of its files, `received` within the part. A plan that disagrees would make
  * us send the wrong bytes for a file, so it is refused instead.
  */
-function planParts(upload: UploadView, ref: VersionRef, files: readonly LocalFile[]): PlannedPart[] {
+function checkPlan(upload: UploadView, ref: VersionRef, files: readonly LocalFile[]): PlannedPart[] {
   if (upload.project !== ref.project || upload.artifact !== ref.artifact || upload.version !== ref.version) {
     throw new StrongroomError(
       'invalid_request',
@@ -90,16 +96,28 @@ function planParts(upload: UploadView, ref: VersionRef, files: readonly LocalFil
     if (!Array.isArray(part.files)) throw planMismatch(`part ${part.index} lists no files`);
     const partFiles = part.files.map((i) => {
       const file = files[i];
-      if (!isWholeNumber(i) || file === undefined || used.has(i)) throw planMismatch(`file index ${i} is unknown or repeated`);
+      if (!isWholeNumber(i) || file === undefined || used.has(i)) {
+        throw planMismatch(`file index ${i} is unknown or repeated`);
+      }
       used.add(i);
       return file;
     });
     const size = partFiles.reduce((sum, f) => sum + f.size, 0);
     if (part.size !== size) throw planMismatch(`part ${part.index} is ${part.size} bytes, its files ${size}`);
-    if (!isWholeNumber(part.received) || part.received > size) throw planMismatch(`part ${part.index} has a bad offset`);
-    return { index: part.index, size, files: partFiles, received: part.received, done: size > 0 && part.received === size };
+    if (!isWholeNumber(part.received) || part.received > size) {
+      throw planMismatch(`part ${part.index} has a bad offset`);
+    }
+    return {
+      index: part.index,
+      size,
+      files: partFiles,
+      received: part.received,
+      done: size > 0 && part.received === size,
+    };
   });
-  if (used.size !== files.length) throw planMismatch(`${files.length - used.size} declared files are in no part`);
+  if (used.size !== files.length) {
+    throw planMismatch(`${files.length - used.size} declared files are in no part`);
+  }
   return parts.sort((a, b) => a.index - b.index);
 }
 
@@ -165,17 +183,22 @@ async function sendPart(run: PushRun, part: PlannedPart): Promise<void> {
       throw err;
     }
   }
+  const stream = body();
   try {
     const progress = await run.client.uploadPart(run.uploadId, part.index, {
       offset: start,
       length: part.size - start,
-      body: part.size === start ? new Uint8Array(0) : body(),
+      body: part.size === start ? new Uint8Array(0) : stream,
       ...(run.options.signal === undefined ? {} : { signal: run.options.signal }),
     });
     applyProgress(part, progress);
   } catch (err) {
     // A local file that changed is not a network problem; retrying would only send the wrong bytes again.
     throw localFailure ?? err;
+  } finally {
+    // fetch abandons a body it stopped reading (an early 409, a dropped socket) without ending it; ending it
+    // here runs the generator's cleanup, which closes the file it was reading.
+    await stream.return(undefined).catch(() => undefined);
   }
 }
 
@@ -206,7 +229,7 @@ async function sendParts(run: PushRun): Promise<void> {
 
 /** Commit is idempotent for the session's owner, so a commit whose answer was lost is simply repeated. */
 async function commit(run: PushRun): Promise<VersionDetail> {
-  for (let failures = 0; ; ) {
+  for (let failures = 0; ;) {
     try {
       return await run.client.commitUpload(run.uploadId, run.options.signal);
     } catch (err) {
@@ -222,18 +245,33 @@ function sameManifest(a: readonly ManifestEntryBody[], b: readonly ManifestEntry
   const sorted = [...b].sort((x, y) => compareBytes(x.path, y.path));
   return a.every((entry, i) => {
     const other = sorted[i];
-    return other !== undefined && other.path === entry.path && other.size === entry.size && other.sha256 === entry.sha256;
+    return (
+      other !== undefined &&
+      other.path === entry.path &&
+      other.size === entry.size &&
+      other.sha256 === entry.sha256
+    );
   });
 }
 
 /** The version the server made must be the one we pushed: same name, same files, same digests. */
-function checkCommitted(detail: VersionDetail, ref: VersionRef, declared: readonly ManifestEntryBody[]): VersionDetail {
+function checkCommitted(
+  detail: VersionDetail,
+  ref: VersionRef,
+  declared: readonly ManifestEntryBody[],
+): VersionDetail {
   const v = detail.version;
   if (v.project !== ref.project || v.artifact !== ref.artifact || v.version !== ref.version) {
-    throw new StrongroomError('integrity_error', 'the server committed a different version than the one pushed');
+    throw new StrongroomError(
+      'integrity_error',
+      'the server committed a different version than the one pushed',
+    );
   }
   if (!Array.isArray(detail.files) || !sameManifest(declared, detail.files)) {
-    throw new StrongroomError('digest_mismatch', 'the server committed a manifest that differs from the files pushed');
+    throw new StrongroomError(
+      'digest_mismatch',
+      'the server committed a manifest that differs from the files pushed',
+    );
   }
   return detail;
 }
@@ -271,9 +309,17 @@ export async function pushVersion(client: StrongroomClient, options: PushOptions
       ? await client.createUpload(ref, uploadBody(options, declared), options.signal)
       : await client.getUpload(options.resumeUploadId, options.signal);
   try {
-    const parts = planParts(upload, ref, source.files);
+    const parts = checkPlan(upload, ref, source.files);
     options.onSession?.(upload);
-    const run: PushRun = { client, uploadId: upload.id, parts, total: source.totalSize, options, maxRetries, retryDelayMs };
+    const run: PushRun = {
+      client,
+      uploadId: upload.id,
+      parts,
+      total: source.totalSize,
+      options,
+      maxRetries,
+      retryDelayMs,
+    };
     for (let round = 0; ; round++) {
       await sendParts(run);
       try {
@@ -286,10 +332,13 @@ export async function pushVersion(client: StrongroomClient, options: PushOptions
     }
   } catch (err) {
     if (err instanceof ConnectionError) {
-      throw new ConnectionError(`${err.message}; upload session ${quote(upload.id)} is kept and can be resumed`, {
-        cause: err.cause,
-        uploadId: upload.id,
-      });
+      throw new ConnectionError(
+        `${err.message}; upload session ${quote(upload.id)} is kept and can be resumed`,
+        {
+          cause: err.cause,
+          uploadId: upload.id,
+        },
+      );
     }
     await client.abortUpload(upload.id).catch(() => undefined);
     throw err;

@@ -87,7 +87,8 @@ interface RequestOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-const PACKAGE_VERSION = '0.1.0';
+/** The package version this client speaks for (sent in User-Agent). */
+export const CLIENT_VERSION = '0.1.0';
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
 // Visible ASCII only: a token with CR/LF could inject headers, one with spaces is not a bearer token.
 const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
@@ -113,7 +114,10 @@ export function parseServerUrl(input: string): URL {
     throw new StrongroomError('invalid_request', `server url ${quote(input)} is not a valid URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new StrongroomError('invalid_request', `server url ${quote(url.protocol)} must use https (or http to loopback)`);
+    throw new StrongroomError(
+      'invalid_request',
+      `server url ${quote(url.protocol)} must use https (or http to loopback)`,
+    );
   }
   if (url.username !== '' || url.password !== '') {
     throw new StrongroomError('invalid_request', 'server url must not carry credentials; use a token');
@@ -127,8 +131,13 @@ export function parseServerUrl(input: string): URL {
       `refusing to send credentials over plain http to ${quote(url.host)}; use https (plain http is for loopback only)`,
     );
   }
-  url.pathname = url.pathname.replace(/\/+$/, '');
   return url;
+}
+
+/** The canonical form of a server URL: origin plus path prefix, no trailing slash. */
+export function normalizeServerUrl(input: string): string {
+  const url = parseServerUrl(input);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 function segment(value: string): string {
@@ -136,7 +145,8 @@ function segment(value: string): string {
 }
 
 function checkUploadId(id: string): string {
-  if (!UPLOAD_ID.test(id)) throw new StrongroomError('invalid_request', `upload id ${quote(id)} is malformed`);
+  if (!UPLOAD_ID.test(id))
+    throw new StrongroomError('invalid_request', `upload id ${quote(id)} is malformed`);
   return id;
 }
 
@@ -155,7 +165,9 @@ function checkArtifactRef(ref: ArtifactRef): ArtifactRef {
 function checkByteRange(range: ByteRange): string {
   const { start, end } = range;
   const valid =
-    Number.isSafeInteger(start) && start >= 0 && (end === undefined || (Number.isSafeInteger(end) && end >= start));
+    Number.isSafeInteger(start) &&
+    start >= 0 &&
+    (end === undefined || (Number.isSafeInteger(end) && end >= start));
   if (!valid) throw new StrongroomError('invalid_range', 'a byte range needs 0 <= start <= end');
   return `bytes=${start}-${end ?? ''}`;
 }
@@ -172,23 +184,26 @@ function optionalHeader(response: Response, name: string): string | undefined {
 export class StrongroomClient {
   readonly url: string;
   readonly #base: URL;
+  /** The URL's path prefix without a trailing slash ('' at the root). */
+  readonly #basePath: string;
   readonly #token: string | undefined;
   readonly #fetch: typeof fetch;
   readonly #userAgent: string;
 
   constructor(options: StrongroomClientOptions) {
     this.#base = parseServerUrl(options.url);
-    this.url = this.#base.href.replace(/\/$/, '');
+    this.#basePath = this.#base.pathname.replace(/\/+$/, '');
+    this.url = `${this.#base.origin}${this.#basePath}`;
     if (options.token !== undefined && !TOKEN_SHAPE.test(options.token)) {
-      throw new StrongroomError('invalid_request', 'the token contains characters a bearer token cannot have');
+      throw new StrongroomError(
+        'invalid_request',
+        'the token contains characters a bearer token cannot have',
+      );
     }
     this.#token = options.token;
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    this.#userAgent = options.userAgent ?? `strongroom-client/${PACKAGE_VERSION} node/${process.versions.node}`;
-  }
-
-  get hasToken(): boolean {
-    return this.#token !== undefined;
+    this.#userAgent =
+      options.userAgent ?? `strongroom-client/${CLIENT_VERSION} node/${process.versions.node}`;
   }
 
   // ---- identity -------------------------------------------------------------------------------------------
@@ -200,7 +215,10 @@ export class StrongroomClient {
   // ---- projects -------------------------------------------------------------------------------------------
 
   createProject(body: CreateProjectBody, signal?: AbortSignal): Promise<ProjectView> {
-    return this.#json('POST', '/api/v1/projects', { json: { ...body, name: parseProjectName(body.name) }, signal });
+    return this.#json('POST', '/api/v1/projects', {
+      json: { ...body, name: parseProjectName(body.name) },
+      signal,
+    });
   }
 
   listProjects(page: PageQuery = {}, signal?: AbortSignal): Promise<ProjectPage> {
@@ -293,7 +311,8 @@ export class StrongroomClient {
   }
 
   uploadPart(uploadId: string, part: number, options: UploadPartOptions): Promise<PartProgress> {
-    if (!Number.isSafeInteger(part) || part < 0) throw new StrongroomError('invalid_request', 'part index must be >= 0');
+    if (!Number.isSafeInteger(part) || part < 0)
+      throw new StrongroomError('invalid_request', 'part index must be >= 0');
     return this.#json('PUT', `/api/v1/uploads/${segment(checkUploadId(uploadId))}/parts/${part}`, {
       body: options.body,
       headers: {
@@ -391,11 +410,14 @@ export class StrongroomClient {
 
   async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
     const url = new URL(this.#base.href);
-    url.pathname = `${this.#base.pathname}${path}`;
+    url.pathname = `${this.#basePath}${path}`;
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const headers = new Headers({ accept: 'application/json, application/problem+json', 'user-agent': this.#userAgent });
+    const headers = new Headers({
+      accept: 'application/json, application/problem+json',
+      'user-agent': this.#userAgent,
+    });
     if (this.#token !== undefined) headers.set('authorization', `Bearer ${this.#token}`);
     for (const [key, value] of Object.entries(options.headers ?? {})) headers.set(key, value);
     let body: RequestInit['body'];

@@ -176,7 +176,12 @@ export class SegmentCipher {
     this.segmentSize = header.segmentSize;
     this.plaintextSize = plaintextSize;
     this.segmentCount = segmentCount(plaintextSize, header.segmentSize);
-    this.#key = hkdfSha256(dek, encoded.subarray(SALT_OFFSET, SALT_OFFSET + SALT_SIZE), SEGMENT_KEY_INFO, 32);
+    this.#key = hkdfSha256(
+      dek,
+      encoded.subarray(SALT_OFFSET, SALT_OFFSET + SALT_SIZE),
+      SEGMENT_KEY_INFO,
+      AES256_KEY_SIZE,
+    );
     this.#aad = Buffer.concat([encoded, identityBytes(identity)]);
     // Taken from our own copy of the header, so a caller mutating its buffers later cannot cause nonce reuse.
     this.#noncePrefix = encoded.subarray(NONCE_PREFIX_OFFSET, HEADER_SIZE);

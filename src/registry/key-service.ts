@@ -27,6 +27,8 @@ const REWRAP_BATCH = 500;
  * transaction that sees no DEK still wrapped by it.
  */
 export class KeyService {
+  private queue: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly store: MetadataStore,
     private readonly masterKey: Buffer,
@@ -90,13 +92,26 @@ export class KeyService {
 
   /** Makes a new KEK current, rewraps every DEK under it, then destroys the KEKs nothing uses any more. */
   async rotate(): Promise<RotationResult> {
-    const record = this.keyring.rotate(this.clock.now().toISOString());
-    await this.store.transaction((tx) => tx.insertKek(record));
-    return this.rewrapAll();
+    return this.exclusive(async () => {
+      const record = this.keyring.rotate(this.clock.now().toISOString());
+      await this.store.transaction((tx) => tx.insertKek(record));
+      return this.sweep();
+    });
   }
 
   /** Resumable sweep: every DEK below the current KEK is rewrapped; finished KEKs are destroyed. */
-  async rewrapAll(): Promise<RotationResult> {
+  rewrapAll(): Promise<RotationResult> {
+    return this.exclusive(() => this.sweep());
+  }
+
+  /** Rotations and sweeps run one at a time in this process. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async sweep(): Promise<RotationResult> {
     const target = this.keyring.currentVersion;
     let rewrapped = 0;
     for (;;) {

@@ -55,6 +55,7 @@ export class PartReceiver {
       });
     }
     this.checkChunk(part, offset, length);
+    if (part.size > 0 && offset === part.size) return { index: part.index, size: part.size, received: part.size, complete: true };
     this.inFlight.add(key);
     try {
       return await this.receiveLocked(key, part, offset, length, body);
@@ -88,6 +89,7 @@ export class PartReceiver {
     length: number,
     body: AsyncIterable<Buffer>,
   ): Promise<ChunkResult> {
+    if (offset > 0) await this.checkStagedLength(key, part, offset);
     const { cipher, header, identity, dek } = await this.cipherFor(part, offset);
     const files = await this.partFiles(part);
     const cursor = this.cursors.get(key)?.offset === offset ? this.cursors.get(key)!.clone() : await this.rebuildCursor(part, files, offset, { dek, header, identity });
@@ -167,6 +169,24 @@ export class PartReceiver {
       await this.store.transaction((tx) => tx.setPartReceived(part.uploadId, part.index, received));
     }
     return received;
+  }
+
+  /**
+   * Resuming re-seals segments from the durable offset on, under the same key and nonces. If the staging object
+   * holds anything beyond that offset (a crash or failed fsync between writing and recording), those nonces may
+   * already have sealed other bytes; the part restarts from 0 under a fresh header (new salt, new key) instead,
+   * so no (key, nonce) pair ever seals two different plaintexts (DESIGN.md section 4, G3).
+   */
+  private async checkStagedLength(key: string, part: UploadPart, offset: number): Promise<void> {
+    const staged = await this.blobs.stagingSize(part.blobId);
+    if (staged === segmentOffset(offset / SEGMENT_SIZE)) return;
+    this.cursors.delete(key);
+    await this.store.transaction((tx) => tx.restartPart(part.uploadId, part.index));
+    throw new StrongroomError(
+      'upload_offset_mismatch',
+      `the stored bytes of part ${part.index} do not match its durable offset; send the part again from 0`,
+      { details: { received: 0 } },
+    );
   }
 
   private async cipherFor(part: UploadPart, offset: number) {

@@ -153,6 +153,9 @@ export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = 
       reply.raw.destroy();
       return;
     }
+    // An error answered before the body was read: close the connection rather than leave the client's unread
+    // bytes to be taken for the next request on a kept-alive socket.
+    if (!request.raw.complete) reply.header('connection', 'close');
     return reply
       .code(mapped.status)
       .header('content-type', 'application/problem+json')

@@ -104,6 +104,8 @@ export interface MetadataWriter extends MetadataReader {
   insertUpload(session: UploadSession, parts: readonly UploadPart[]): Promise<void>;
   /** Records durable progress; never moves backwards. */
   setPartReceived(uploadId: UploadId, index: number, received: number): Promise<void>;
+  /** Starts a part over from byte 0 (its staged bytes can no longer be trusted to extend). */
+  restartPart(uploadId: UploadId, index: number): Promise<void>;
   /** Removes the session and its parts (not its blobs). */
   deleteUpload(id: UploadId): Promise<void>;
 

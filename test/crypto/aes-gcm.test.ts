@@ -9,7 +9,12 @@ const vectors = loadVectors('gcm-vectors.json');
 
 describe('AES-256-GCM primitive against the GCM specification test cases', () => {
   it('has all four 256-bit test cases', () => {
-    expect(vectors.map((v) => v.name)).toEqual(['Test Case 13', 'Test Case 14', 'Test Case 15', 'Test Case 16']);
+    expect(vectors.map((v) => v.name)).toEqual([
+      'Test Case 13',
+      'Test Case 14',
+      'Test Case 15',
+      'Test Case 16',
+    ]);
   });
 
   for (const v of vectors) {
@@ -20,13 +25,18 @@ describe('AES-256-GCM primitive against the GCM specification test cases', () =>
 
     it(`${String(v.name)}: opening the published ciphertext and tag yields the plaintext`, () => {
       const sealed = Buffer.concat([hex(v, 'ciphertext'), hex(v, 'tag')]);
-      expect(gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), sealed, 'vector').toString('hex')).toBe(v.plaintext);
+      expect(gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), sealed, 'vector').toString('hex')).toBe(
+        v.plaintext,
+      );
     });
 
     it(`${String(v.name)}: a flipped tag bit fails authentication`, () => {
       const sealed = Buffer.concat([hex(v, 'ciphertext'), hex(v, 'tag')]);
       const tampered = flipBit(sealed, sealed.length - 1, 7);
-      expectThrowsCode(() => gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), tampered, 'vector'), 'integrity_error');
+      expectThrowsCode(
+        () => gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), tampered, 'vector'),
+        'integrity_error',
+      );
     });
   }
 
@@ -34,14 +44,24 @@ describe('AES-256-GCM primitive against the GCM specification test cases', () =>
     const v = vectors[3]!;
     const sealed = Buffer.concat([hex(v, 'ciphertext'), hex(v, 'tag')]);
     expectThrowsCode(
-      () => gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), sealed.subarray(0, sealed.length - 4), 'vector'),
+      () =>
+        gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), sealed.subarray(0, sealed.length - 4), 'vector'),
       'integrity_error',
     );
-    expectThrowsCode(() => gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), Buffer.alloc(8), 'vector'), 'integrity_error');
+    expectThrowsCode(
+      () => gcmOpen(hex(v, 'key'), hex(v, 'iv'), hex(v, 'aad'), Buffer.alloc(8), 'vector'),
+      'integrity_error',
+    );
   });
 
   it('keys and nonces of the wrong size are refused', () => {
-    expectThrowsCode(() => gcmSeal(Buffer.alloc(16), Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(1)), 'invalid_request');
-    expectThrowsCode(() => gcmSeal(Buffer.alloc(32), Buffer.alloc(8), Buffer.alloc(0), Buffer.alloc(1)), 'invalid_request');
+    expectThrowsCode(
+      () => gcmSeal(Buffer.alloc(16), Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(1)),
+      'invalid_request',
+    );
+    expectThrowsCode(
+      () => gcmSeal(Buffer.alloc(32), Buffer.alloc(8), Buffer.alloc(0), Buffer.alloc(1)),
+      'invalid_request',
+    );
   });
 });

@@ -6,7 +6,9 @@ import { expectThrowsCode } from './stream-harness.js';
 describe('sha256Hex', () => {
   it('matches the FIPS 180-4 examples for "abc" and the empty string', () => {
     expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
-    expect(sha256Hex(Buffer.alloc(0))).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(sha256Hex(Buffer.alloc(0))).toBe(
+      'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    );
   });
 
   it('hashes strings as UTF-8', () => {

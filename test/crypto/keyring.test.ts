@@ -171,7 +171,10 @@ describe('Keyring', () => {
     keyring.forget(1);
     expect(keyring.has(1)).toBe(false);
     expect(keyring.unwrapDataKey('kept', keptWrapped).equals(kept.dek)).toBe(true);
-    const err = expectThrowsCode(() => keyring.unwrapDataKey('shredded', shredded.wrapped), 'key_unavailable');
+    const err = expectThrowsCode(
+      () => keyring.unwrapDataKey('shredded', shredded.wrapped),
+      'key_unavailable',
+    );
     expect(err.details).toEqual({ kekVersion: 1 });
     expectThrowsCode(() => keyring.rewrapDataKey('shredded', shredded.wrapped), 'key_unavailable');
 
@@ -232,7 +235,10 @@ describe('wrapped data keys under attack (G1, G2)', () => {
     const { keyring } = freshKeyring();
     const { wrapped } = keyring.newDataKey('blob-1');
     expectThrowsCode(() => keyring.unwrapDataKey('blob-1', wrapped.subarray(0, 64)), 'integrity_error');
-    expectThrowsCode(() => keyring.unwrapDataKey('blob-1', Buffer.concat([wrapped, Buffer.of(0)])), 'integrity_error');
+    expectThrowsCode(
+      () => keyring.unwrapDataKey('blob-1', Buffer.concat([wrapped, Buffer.of(0)])),
+      'integrity_error',
+    );
     expectThrowsCode(() => Keyring.kekVersionOf(Buffer.alloc(3)), 'integrity_error');
     const master = Buffer.from(wrapped);
     master.writeUInt32BE(0, 1);

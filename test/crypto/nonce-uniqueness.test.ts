@@ -21,7 +21,12 @@ const recorder = vi.hoisted(() => ({
 
 vi.mock('node:crypto', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:crypto')>();
-  const realCreateCipheriv = actual.createCipheriv as (algorithm: string, key: Buffer, iv: Buffer, options?: object) => unknown;
+  const realCreateCipheriv = actual.createCipheriv as (
+    algorithm: string,
+    key: Buffer,
+    iv: Buffer,
+    options?: object,
+  ) => unknown;
   return {
     ...actual,
     createCipheriv(algorithm: string, key: Buffer, iv: Buffer, options?: object): unknown {

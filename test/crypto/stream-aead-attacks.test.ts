@@ -45,7 +45,10 @@ describe('tampering with one blob (G1)', () => {
     expect((await openBlob(dek, 'object-a', plaintext.length, blob)).equals(plaintext)).toBe(true);
     for (const offset of probeOffsets(blob.length)) {
       const tampered = flipBit(blob, offset, offset % 8);
-      await expectCode(openBlob(dek, 'object-a', plaintext.length, tampered, [blob.length]), 'integrity_error');
+      await expectCode(
+        openBlob(dek, 'object-a', plaintext.length, tampered, [blob.length]),
+        'integrity_error',
+      );
     }
   });
 
@@ -74,13 +77,22 @@ describe('tampering with one blob (G1)', () => {
 
   it('cutting bytes inside a segment fails', async () => {
     const { dek, identity, plaintext, blob } = await threeAndAHalfSegments();
-    await expectCode(openBlob(dek, identity, plaintext.length, blob.subarray(0, blob.length - 1)), 'integrity_error');
-    await expectCode(openBlob(dek, identity, plaintext.length, blob.subarray(0, HEADER_SIZE + 10)), 'integrity_error');
+    await expectCode(
+      openBlob(dek, identity, plaintext.length, blob.subarray(0, blob.length - 1)),
+      'integrity_error',
+    );
+    await expectCode(
+      openBlob(dek, identity, plaintext.length, blob.subarray(0, HEADER_SIZE + 10)),
+      'integrity_error',
+    );
   });
 
   it('an appended byte or an appended copy of a segment fails', async () => {
     const { dek, identity, plaintext, blob } = await threeAndAHalfSegments();
-    await expectCode(openBlob(dek, identity, plaintext.length, Buffer.concat([blob, Buffer.of(0)])), 'integrity_error');
+    await expectCode(
+      openBlob(dek, identity, plaintext.length, Buffer.concat([blob, Buffer.of(0)])),
+      'integrity_error',
+    );
     const extra = Buffer.concat([blob, segmentBytes(blob, 3)]);
     await expectCode(openBlob(dek, identity, plaintext.length, extra), 'integrity_error');
   });

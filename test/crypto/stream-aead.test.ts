@@ -108,7 +108,9 @@ describe('blob sizes', () => {
 
   it('ciphertext size is header + plaintext + one tag per segment, and segment offsets follow', () => {
     expect(ciphertextSize(0, SEGMENT_SIZE)).toBe(HEADER_SIZE + TAG_SIZE);
-    expect(ciphertextSize(SEGMENT_SIZE + 1, SEGMENT_SIZE)).toBe(HEADER_SIZE + SEGMENT_SIZE + 1 + 2 * TAG_SIZE);
+    expect(ciphertextSize(SEGMENT_SIZE + 1, SEGMENT_SIZE)).toBe(
+      HEADER_SIZE + SEGMENT_SIZE + 1 + 2 * TAG_SIZE,
+    );
     expect(ciphertextOffsetOfSegment(0, SEGMENT_SIZE)).toBe(HEADER_SIZE);
     expect(ciphertextOffsetOfSegment(2, SEGMENT_SIZE)).toBe(HEADER_SIZE + 2 * (SEGMENT_SIZE + TAG_SIZE));
   });
@@ -143,7 +145,9 @@ describe('streaming round trips', () => {
     const plaintext = randomBytes(5 * SMALL + 17);
     const blob = await sealBlob(dek, 'blob-small', plaintext, SMALL, [1, 4095, 4097, 3]);
     expect(blob).toHaveLength(ciphertextSize(plaintext.length, SMALL));
-    expect((await openBlob(dek, 'blob-small', plaintext.length, blob, [5, 4111])).equals(plaintext)).toBe(true);
+    expect((await openBlob(dek, 'blob-small', plaintext.length, blob, [5, 4111])).equals(plaintext)).toBe(
+      true,
+    );
   });
 
   it('the encrypt stream emits only sealed segments, byte-identical to sealing each segment directly', async () => {
@@ -180,7 +184,13 @@ describe('streaming round trips', () => {
     const dek = newKey();
     const header = newBlobHeader(SMALL);
     const plaintext = randomBytes(4 * SMALL - 9);
-    const options = { dek, header, identity: 'upload-1', plaintextSize: plaintext.length, allowPartial: true };
+    const options = {
+      dek,
+      header,
+      identity: 'upload-1',
+      plaintextSize: plaintext.length,
+      allowPartial: true,
+    };
 
     const first = createEncryptStream(options);
     const part1 = await run(first, plaintext.subarray(0, 2 * SMALL + 1000));
@@ -202,7 +212,14 @@ describe('streaming round trips', () => {
     const header = newBlobHeader(SMALL);
     for (const startSegment of [-1, 3, 1.5]) {
       expectThrowsCode(
-        () => createEncryptStream({ dek: newKey(), header, identity: 'b', plaintextSize: 2 * SMALL + 1, startSegment }),
+        () =>
+          createEncryptStream({
+            dek: newKey(),
+            header,
+            identity: 'b',
+            plaintextSize: 2 * SMALL + 1,
+            startSegment,
+          }),
         'invalid_request',
       );
     }
@@ -229,7 +246,19 @@ describe('range reads', () => {
     const dek = newKey();
     const plaintext = randomBytes(size);
     const blob = await sealBlob(dek, 'ranged', plaintext, SMALL);
-    const points = [0, 1, SMALL - 1, SMALL, SMALL + 1, 2 * SMALL - 1, 2 * SMALL, 3 * SMALL - 1, 3 * SMALL, size - 2, size - 1];
+    const points = [
+      0,
+      1,
+      SMALL - 1,
+      SMALL,
+      SMALL + 1,
+      2 * SMALL - 1,
+      2 * SMALL,
+      3 * SMALL - 1,
+      3 * SMALL,
+      size - 2,
+      size - 1,
+    ];
     const pairs: [number, number][] = [];
     for (const start of points) for (const end of points) if (start <= end) pairs.push([start, end]);
     for (let i = 0; i < 40; i++) {
@@ -305,8 +334,18 @@ describe('range reads', () => {
     const blob = await sealBlob(dek, 'ranged', randomBytes(size), SMALL);
     const header = decodeHeader(blob);
     const plan = planRange(size, SMALL, 0, 10);
-    const stream = createDecryptStream({ dek, header, identity: 'ranged', plaintextSize: size, start: 0, end: 10 });
-    await expectCode(run(stream, blob.subarray(plan.cipherStart, plan.cipherEnd + 2), ODD_CHUNKS), 'integrity_error');
+    const stream = createDecryptStream({
+      dek,
+      header,
+      identity: 'ranged',
+      plaintextSize: size,
+      start: 0,
+      end: 10,
+    });
+    await expectCode(
+      run(stream, blob.subarray(plan.cipherStart, plan.cipherEnd + 2), ODD_CHUNKS),
+      'integrity_error',
+    );
   });
 });
 
@@ -324,7 +363,8 @@ describe('sealed values', () => {
   it('use a fresh nonce each time', () => {
     const key = newKey();
     const nonces = new Set<string>();
-    for (let i = 0; i < 1000; i++) nonces.add(sealValue(key, 'v', Buffer.from('x')).subarray(1, 13).toString('hex'));
+    for (let i = 0; i < 1000; i++)
+      nonces.add(sealValue(key, 'v', Buffer.from('x')).subarray(1, 13).toString('hex'));
     expect(nonces.size).toBe(1000);
   });
 
@@ -337,6 +377,9 @@ describe('sealed values', () => {
       expectThrowsCode(() => openValue(key, 'version-1', flipBit(sealed, i, i % 8)), 'integrity_error');
     }
     expectThrowsCode(() => openValue(key, 'version-1', sealed.subarray(0, 28)), 'integrity_error');
-    expectThrowsCode(() => openValue(key, 'version-1', sealed.subarray(0, sealed.length - 1)), 'integrity_error');
+    expectThrowsCode(
+      () => openValue(key, 'version-1', sealed.subarray(0, sealed.length - 1)),
+      'integrity_error',
+    );
   });
 });

@@ -15,6 +15,7 @@ import {
 import { StrongroomError, type ErrorCode } from '../../src/core/errors.js';
 import { newId, type BlobId, type UploadId, type VersionId } from '../../src/core/ids.js';
 import type { MetadataStore, MetadataWriter } from '../../src/storage/metadata-store.js';
+import { expectCode } from './expect-code.js';
 
 /**
  * The behaviour every MetadataStore backend must show (SQLite now, PostgreSQL later), run unchanged against
@@ -94,7 +95,12 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
     describe('keks', () => {
       it('round-trips KEK records with binary material, ordered by version', async () => {
         const v2 = { version: 2, wrappedKey: allBytes(), createdAt: at(2), destroyedAt: null };
-        const v1 = { version: 1, wrappedKey: Buffer.from([0, 1, 0, 255]), createdAt: at(1), destroyedAt: null };
+        const v1 = {
+          version: 1,
+          wrappedKey: Buffer.from([0, 1, 0, 255]),
+          createdAt: at(1),
+          destroyedAt: null,
+        };
         await write(async (tx) => {
           await tx.insertKek(v2);
           await tx.insertKek(v1);
@@ -105,7 +111,9 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
       });
 
       it('destroyKek drops the material but keeps the row and its version number', async () => {
-        await write((tx) => tx.insertKek({ version: 1, wrappedKey: allBytes(), createdAt: at(1), destroyedAt: null }));
+        await write((tx) =>
+          tx.insertKek({ version: 1, wrappedKey: allBytes(), createdAt: at(1), destroyedAt: null }),
+        );
         await write((tx) => tx.destroyKek(1, at(9)));
         const [kek] = await store.listKeks();
         expect(kek?.version).toBe(1);
@@ -125,7 +133,10 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
 
       it('a duplicate project name throws project_exists', async () => {
         await seedProject('vision');
-        await expectCode(write((tx) => tx.insertProject(makeProject('vision'))), 'project_exists');
+        await expectCode(
+          write((tx) => tx.insertProject(makeProject('vision'))),
+          'project_exists',
+        );
       });
     });
 
@@ -149,14 +160,19 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         const a = await seedProject('a');
         const b = await seedProject('b');
         await seedArtifact(a, 'resnet');
-        await expectCode(write((tx) => tx.insertArtifact(makeArtifact(a, 'resnet'))), 'artifact_exists');
+        await expectCode(
+          write((tx) => tx.insertArtifact(makeArtifact(a, 'resnet'))),
+          'artifact_exists',
+        );
         await seedArtifact(b, 'resnet');
         expect(await store.getArtifact(b.id, 'resnet')).toBeDefined();
       });
 
       it('updateArtifact changes only the fields in the patch', async () => {
         const artifact = await seedArtifact();
-        await write((tx) => tx.updateArtifact(artifact.id, { tags: ['new'], sensitivity: 'restricted', updatedAt: at(5) }));
+        await write((tx) =>
+          tx.updateArtifact(artifact.id, { tags: ['new'], sensitivity: 'restricted', updatedAt: at(5) }),
+        );
         expect(await store.getArtifactById(artifact.id)).toEqual({
           ...artifact,
           tags: ['new'],
@@ -205,8 +221,14 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         const artifact = await seedArtifact();
         await seedVersion(artifact, 'uploading-one', 'uploading');
         await seedVersion(artifact, 'available-one', 'available');
-        await expectCode(write((tx) => tx.insertVersion(makeVersion(artifact, 'uploading-one'), null)), 'version_exists');
-        await expectCode(write((tx) => tx.insertVersion(makeVersion(artifact, 'available-one'), null)), 'version_exists');
+        await expectCode(
+          write((tx) => tx.insertVersion(makeVersion(artifact, 'uploading-one'), null)),
+          'version_exists',
+        );
+        await expectCode(
+          write((tx) => tx.insertVersion(makeVersion(artifact, 'available-one'), null)),
+          'version_exists',
+        );
       });
 
       it('the same tag may exist in two artifacts', async () => {
@@ -311,7 +333,9 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         const version = await seedVersion(await seedArtifact(), '1.0.0');
         await write((tx) => tx.insertFiles([]));
         expect(await store.listFiles(version.id)).toEqual([]);
-        const many = Array.from({ length: 2500 }, (_, i) => makeFile(version.id, `f/${String(i).padStart(5, '0')}`));
+        const many = Array.from({ length: 2500 }, (_, i) =>
+          makeFile(version.id, `f/${String(i).padStart(5, '0')}`),
+        );
         await write((tx) => tx.insertFiles(many));
         const listed = await store.listFiles(version.id);
         expect(listed).toHaveLength(2500);
@@ -355,6 +379,16 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         await write((tx) => tx.setPartReceived(session.id, 1, 131072));
         expect(await received()).toBe(131072);
         expect((await store.listParts(session.id)).find((p) => p.index === 0)?.received).toBe(0);
+      });
+
+      it('restartPart puts one part back to zero and leaves the others alone', async () => {
+        const { session } = await setup();
+        await write((tx) => tx.setPartReceived(session.id, 0, 65536));
+        await write((tx) => tx.setPartReceived(session.id, 1, 131072));
+        await write((tx) => tx.restartPart(session.id, 1));
+        const parts = await store.listParts(session.id);
+        expect(parts.find((p) => p.index === 1)?.received).toBe(0);
+        expect(parts.find((p) => p.index === 0)?.received).toBe(65536);
       });
 
       it('deleteUpload removes the session and its parts but not its blobs', async () => {
@@ -408,14 +442,14 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         await write(async (tx) => {
           for (const blob of [a, b, other]) await tx.insertBlob(blob);
         });
-        const listed = await store.listUploadBlobs(mine);
+        const listed = await write((tx) => tx.listUploadBlobs(mine));
         expect(new Set(listed.map((x) => x.id))).toEqual(new Set([a.id, b.id]));
         await write((tx) => tx.commitBlobs(mine));
         expect(await store.getBlob(a.id)).toEqual({ ...a, state: 'committed', uploadId: null });
         expect(await store.getBlob(b.id)).toEqual({ ...b, state: 'committed', uploadId: null });
         expect(await store.getBlob(other.id)).toEqual(other);
-        expect(await store.listUploadBlobs(mine)).toEqual([]);
-        expect(await store.listUploadBlobs(theirs)).toEqual([other]);
+        expect(await write((tx) => tx.listUploadBlobs(mine))).toEqual([]);
+        expect(await write((tx) => tx.listUploadBlobs(theirs))).toEqual([other]);
       });
 
       it('deleteBlob removes the row', async () => {
@@ -434,7 +468,12 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         });
         expect(await store.existingBlobIds([])).toEqual(new Set());
         const unknown = Array.from({ length: 2000 }, () => newId('blob'));
-        const found = await store.existingBlobIds([...unknown.slice(0, 1000), staging.id, ...unknown.slice(1000), committed.id]);
+        const found = await store.existingBlobIds([
+          ...unknown.slice(0, 1000),
+          staging.id,
+          ...unknown.slice(1000),
+          committed.id,
+        ]);
         expect(found).toEqual(new Set([staging.id, committed.id]));
       });
     });
@@ -510,7 +549,11 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         expect(exact.items.map((p) => p.name)).toEqual(['p4', 'p5', 'p6']);
         expect(exact.next).toBeNull();
         expect(await store.listProjects({ limit: 3, after: 'p6' })).toEqual({ items: [], next: null });
-        expect((await store.listProjects({ limit: 3, after: 'p35' })).items.map((p) => p.name)).toEqual(['p4', 'p5', 'p6']);
+        expect((await store.listProjects({ limit: 3, after: 'p35' })).items.map((p) => p.name)).toEqual([
+          'p4',
+          'p5',
+          'p6',
+        ]);
       });
 
       it('orders names by bytes, not by locale or case', async () => {
@@ -569,7 +612,12 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         const boom = new Error('boom');
         const attempt = write(async (tx) => {
           await tx.setSetting('k', 'v');
-          await tx.insertKek({ version: 1, wrappedKey: Buffer.from('k'), createdAt: at(1), destroyedAt: null });
+          await tx.insertKek({
+            version: 1,
+            wrappedKey: Buffer.from('k'),
+            createdAt: at(1),
+            destroyedAt: null,
+          });
           await tx.insertProject(makeProject('other'));
           await tx.updateArtifact(artifact.id, { description: 'changed', updatedAt: at(9) });
           await tx.insertDataKey(key);
@@ -620,16 +668,9 @@ function codeOf(err: unknown): ErrorCode | undefined {
   return err instanceof StrongroomError ? err.code : undefined;
 }
 
-async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  const err: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected a StrongroomError with code ${code}`).toBeInstanceOf(StrongroomError);
-  expect(codeOf(err)).toBe(code);
-}
-
-async function collect<T>(page: (after: string | undefined) => Promise<{ items: readonly T[]; next: string | null }>): Promise<T[]> {
+async function collect<T>(
+  page: (after: string | undefined) => Promise<{ items: readonly T[]; next: string | null }>,
+): Promise<T[]> {
   const all: T[] = [];
   let after: string | undefined;
   for (let guard = 0; guard < 1000; guard++) {
@@ -650,7 +691,13 @@ function allBytes(): Buffer {
 }
 
 function makeProject(name: string): Project {
-  return { id: newId('project'), name, description: `the ${name} project`, createdAt: at(0), createdBy: 'usr_alice' };
+  return {
+    id: newId('project'),
+    name,
+    description: `the ${name} project`,
+    createdAt: at(0),
+    createdBy: 'usr_alice',
+  };
 }
 
 function makeArtifact(project: Project, name: string): Artifact {
@@ -701,5 +748,10 @@ function makeBlob(id: BlobId, uploadId: UploadId | null): Blob {
 }
 
 function makeDataKey(kekVersion: number): DataKey {
-  return { id: newId('datakey'), wrapped: Buffer.from(`wrapped under ${kekVersion}\u0000\u00ff`, 'latin1'), kekVersion, createdAt: at(0) };
+  return {
+    id: newId('datakey'),
+    wrapped: Buffer.from(`wrapped under ${kekVersion}\u0000\u00ff`, 'latin1'),
+    kekVersion,
+    createdAt: at(0),
+  };
 }

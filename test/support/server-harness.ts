@@ -50,7 +50,12 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       const headers = new Headers(rest.headers);
       if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
       if (json !== undefined) headers.set('content-type', 'application/json');
-      return fetch(`${address}${path}`, { ...rest, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+      return fetch(`${address}${path}`, {
+        signal: AbortSignal.timeout(20_000),
+        ...rest,
+        headers,
+        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+      });
     },
     close: async () => {
       await app.close();

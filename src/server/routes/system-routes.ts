@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import { Health, KeysView, RotateResult, WhoAmI } from '../../api/schemas.js';
 import { StrongroomError } from '../../core/errors.js';
 import type { KeyService } from '../../registry/key-service.js';
@@ -62,7 +61,7 @@ export async function systemRoutes(
   app.post(
     '/api/v1/keys/rotate',
     {
-      schema: { tags: ['keys'], body: Type.Optional(Type.Object({}, { additionalProperties: false })), response: { 200: RotateResult, ...errors } },
+      schema: { tags: ['keys'], response: { 200: RotateResult, ...errors } },
       config: { action: 'key:rotate', resource: resourceOf.organization },
     },
     async () => {

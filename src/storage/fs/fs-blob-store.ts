@@ -43,7 +43,10 @@ export class FsBlobStore implements BlobStore {
   async openStaging(id: BlobId, offset: number): Promise<StagingWriter> {
     const blobId = checkId(id);
     if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new StrongroomError('invalid_request', `offset ${quote(String(offset))} must be a non-negative integer`);
+      throw new StrongroomError(
+        'invalid_request',
+        `offset ${quote(String(offset))} must be a non-negative integer`,
+      );
     }
     const create = offset === 0;
     let handle: FsFileHandle;
@@ -56,13 +59,16 @@ export class FsBlobStore implements BlobStore {
     try {
       const size = await handle.size();
       if (size < offset) {
-        throw new StrongroomError('storage_error', `staging blob ${quote(blobId)} holds ${size} bytes, fewer than ${offset}`);
+        throw new StrongroomError(
+          'storage_error',
+          `staging blob ${quote(blobId)} holds ${size} bytes, fewer than ${offset}`,
+        );
       }
       // Anything past `offset` is a torn tail that was never acknowledged.
       if (size !== offset) await handle.truncate(offset);
     } catch (err) {
       await closeQuietly(handle);
-      throw fsFailure('truncate staging blob', blobId, err);
+      throw fsFailure('prepare staging blob', blobId, err);
     }
     // The caller resumes from a durable offset, so the bytes before it are trusted again.
     this.#untrusted.delete(blobId);
@@ -98,9 +104,13 @@ export class FsBlobStore implements BlobStore {
       if ((await this.#statOrUndefined(final)) !== undefined) {
         // A final blob is immutable (N3): a second staging copy of the same id is never moved over it.
         if ((await this.#statOrUndefined(staging)) !== undefined) {
-          throw new StrongroomError('storage_error', `blob ${quote(blobId)} is already final and has a staging copy`);
+          throw new StrongroomError(
+            'storage_error',
+            `blob ${quote(blobId)} is already final and has a staging copy`,
+          );
         }
-        // An earlier promote may have died between its rename and its fsync; syncing again makes it durable.
+        // An earlier promote may have died between its rename and its fsyncs; syncing again makes it durable.
+        await this.#ensureShard(shard);
         await this.#ops.syncDir(shard);
         return;
       }
@@ -328,7 +338,8 @@ class FsStagingWriter implements StagingWriter {
 
   #assertOpen(): void {
     if (this.#state === 'open') return;
-    const why = this.#state === 'failed' ? 'failed earlier; its bytes are treated as lost' : `is ${this.#state}`;
+    const why =
+      this.#state === 'failed' ? 'failed earlier; its bytes are treated as lost' : `is ${this.#state}`;
     throw new StrongroomError('storage_error', `the staging writer of blob ${quote(this.#id)} ${why}`);
   }
 
@@ -437,7 +448,11 @@ function fsFailure(action: string, id: string | undefined, err: unknown): Strong
   if (err instanceof StrongroomError) return err;
   const code = errnoCode(err);
   const subject = id === undefined ? '' : ` ${quote(id)}`;
-  return new StrongroomError('storage_error', `cannot ${action}${subject}${code === undefined ? '' : ` (${code})`}`, {
-    cause: err,
-  });
+  return new StrongroomError(
+    'storage_error',
+    `cannot ${action}${subject}${code === undefined ? '' : ` (${code})`}`,
+    {
+      cause: err,
+    },
+  );
 }

@@ -94,7 +94,7 @@ function wrapHandle(handle: FileHandle): FsFileHandle {
   return {
     async write(data) {
       // A write may be partial (a full disk, a signal); the rest must follow, or the caller is told.
-      for (let done = 0; done < data.length; ) {
+      for (let done = 0; done < data.length;) {
         const { bytesWritten } = await handle.write(data, done, data.length - done, null);
         done += bytesWritten;
       }

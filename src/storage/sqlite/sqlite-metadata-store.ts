@@ -81,7 +81,11 @@ class SqliteMetadataReader implements MetadataReader {
     this.#check = check;
   }
 
-  protected async query<T>(operation: string, run: (db: Executor) => Promise<T>, onUnique?: UniqueHandler): Promise<T> {
+  protected async query<T>(
+    operation: string,
+    run: (db: Executor) => Promise<T>,
+    onUnique?: UniqueHandler,
+  ): Promise<T> {
     this.#check();
     try {
       return await run(this.#db);
@@ -123,7 +127,10 @@ class SqliteMetadataReader implements MetadataReader {
       const limit = pageLimit(page.limit);
       let q = db.selectFrom('projects').selectAll();
       if (page.after !== undefined) q = q.where('name', '>', page.after);
-      const rows = await q.orderBy('name').limit(limit + 1).execute();
+      const rows = await q
+        .orderBy('name')
+        .limit(limit + 1)
+        .execute();
       return toPage(rows.map(toProject), limit, (p) => p.name);
     });
   }
@@ -152,7 +159,10 @@ class SqliteMetadataReader implements MetadataReader {
       const limit = pageLimit(page.limit);
       let q = db.selectFrom('artifacts').selectAll().where('project_id', '=', projectId);
       if (page.after !== undefined) q = q.where('name', '>', page.after);
-      const rows = await q.orderBy('name').limit(limit + 1).execute();
+      const rows = await q
+        .orderBy('name')
+        .limit(limit + 1)
+        .execute();
       return toPage(rows.map(toArtifact), limit, (a) => a.name);
     });
   }
@@ -171,7 +181,11 @@ class SqliteMetadataReader implements MetadataReader {
 
   getVersionById(id: VersionId): Promise<Version | undefined> {
     return this.query('getVersionById', async (db) => {
-      const row = await db.selectFrom('versions').select(VERSION_COLUMNS).where('id', '=', id).executeTakeFirst();
+      const row = await db
+        .selectFrom('versions')
+        .select(VERSION_COLUMNS)
+        .where('id', '=', id)
+        .executeTakeFirst();
       return row && toVersion(row);
     });
   }
@@ -183,7 +197,10 @@ class SqliteMetadataReader implements MetadataReader {
       // N2: a reservation is never listed to readers unless the caller asks for it explicitly.
       if (!includeUploading) q = q.where('state', '=', 'available');
       if (page.after !== undefined) q = q.where('tag', '>', page.after);
-      const rows = await q.orderBy('tag').limit(limit + 1).execute();
+      const rows = await q
+        .orderBy('tag')
+        .limit(limit + 1)
+        .execute();
       return toPage(rows.map(toVersion), limit, (v) => v.tag);
     });
   }
@@ -195,15 +212,23 @@ class SqliteMetadataReader implements MetadataReader {
         .select(['metadata_data_key_id', 'metadata_sealed'])
         .where('id', '=', versionId)
         .executeTakeFirst();
-      if (row?.metadata_data_key_id == null || row.metadata_sealed === null) return undefined;
-      return { dataKeyId: row.metadata_data_key_id as DataKeyId, sealed: row.metadata_sealed };
+      const dataKeyId = row?.metadata_data_key_id ?? null;
+      const sealed = row?.metadata_sealed ?? null;
+      return dataKeyId === null || sealed === null
+        ? undefined
+        : { dataKeyId: dataKeyId as DataKeyId, sealed };
     });
   }
 
   listFiles(versionId: VersionId): Promise<readonly StoredFile[]> {
     return this.query('listFiles', async (db) => {
       // BINARY collation compares the UTF-8 bytes, which is the order the interface promises.
-      const rows = await db.selectFrom('files').selectAll().where('version_id', '=', versionId).orderBy('path').execute();
+      const rows = await db
+        .selectFrom('files')
+        .selectAll()
+        .where('version_id', '=', versionId)
+        .orderBy('path')
+        .execute();
       return rows.map(toStoredFile);
     });
   }
@@ -229,7 +254,12 @@ class SqliteMetadataReader implements MetadataReader {
 
   listParts(uploadId: UploadId): Promise<readonly UploadPart[]> {
     return this.query('listParts', async (db) => {
-      const rows = await db.selectFrom('upload_parts').selectAll().where('upload_id', '=', uploadId).orderBy('idx').execute();
+      const rows = await db
+        .selectFrom('upload_parts')
+        .selectAll()
+        .where('upload_id', '=', uploadId)
+        .orderBy('idx')
+        .execute();
       return rows.map(toPart);
     });
   }
@@ -390,7 +420,10 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
       },
       (target) =>
         target === 'artifacts.project_id, artifacts.name'
-          ? new StrongroomError('artifact_exists', `artifact ${quote(artifact.name)} already exists in the project`)
+          ? new StrongroomError(
+              'artifact_exists',
+              `artifact ${quote(artifact.name)} already exists in the project`,
+            )
           : undefined,
     );
   }
@@ -420,7 +453,12 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
     });
   }
 
-  rewrapDataKey(id: DataKeyId, wrapped: Buffer, kekVersion: number, expectedKekVersion: number): Promise<boolean> {
+  rewrapDataKey(
+    id: DataKeyId,
+    wrapped: Buffer,
+    kekVersion: number,
+    expectedKekVersion: number,
+  ): Promise<boolean> {
     return this.query('rewrapDataKey', async (db) => {
       const result = await db
         .updateTable('data_keys')
@@ -547,6 +585,12 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
     });
   }
 
+  restartPart(uploadId: UploadId, index: number): Promise<void> {
+    return this.query('restartPart', async (db) => {
+      await db.updateTable('upload_parts').set({ received: 0 }).where('upload_id', '=', uploadId).where('idx', '=', index).execute();
+    });
+  }
+
   deleteUpload(id: UploadId): Promise<void> {
     return this.query('deleteUpload', async (db) => {
       await db.deleteFrom('uploads').where('id', '=', id).execute();
@@ -613,6 +657,10 @@ interface TransactionState {
  * Inside `transaction(fn)`, `fn` must use only its `tx`: the connection is held for the whole transaction, so
  * calling this store from `fn` would wait for itself forever. Such calls are detected and fail with
  * `internal_error` instead of hanging.
+ *
+ * Open one store per database file per process: better-sqlite3 waits for another connection's lock
+ * synchronously, so a second store in the same thread would block the event loop for `busy_timeout` while the
+ * first could never finish, then fail with `storage_error`.
  */
 export class SqliteMetadataStore extends SqliteMetadataReader implements MetadataStore {
   readonly #db: Executor;
@@ -651,7 +699,10 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
 
   async migrate(): Promise<void> {
     assertOutsideTransaction(this.#transactions);
-    const { error, results } = await new Migrator({ db: this.#db, provider: migrationProvider }).migrateToLatest();
+    const { error, results } = await new Migrator({
+      db: this.#db,
+      provider: migrationProvider,
+    }).migrateToLatest();
     if (error === undefined) return;
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw new StrongroomError(
@@ -696,9 +747,13 @@ export async function openSqliteMetadataStore(path: string): Promise<SqliteMetad
     database.pragma('secure_delete = ON');
   } catch (err) {
     database?.close();
-    throw new StrongroomError('storage_error', `cannot open the metadata database ${quote(path)}${codeSuffix(err)}`, {
-      cause: err,
-    });
+    throw new StrongroomError(
+      'storage_error',
+      `cannot open the metadata database ${quote(path)}${codeSuffix(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
   return new SqliteMetadataStore(new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) }));
 }
@@ -733,7 +788,10 @@ function assertOutsideTransaction(transactions: AsyncLocalStorage<TransactionSta
 
 function assertActive(state: TransactionState): void {
   if (!state.active) {
-    throw new StrongroomError('internal_error', 'a metadata transaction writer was used after its transaction ended');
+    throw new StrongroomError(
+      'internal_error',
+      'a metadata transaction writer was used after its transaction ended',
+    );
   }
 }
 
@@ -744,7 +802,9 @@ function sqliteCode(err: unknown): string | undefined {
 }
 
 function codeSuffix(err: unknown): string {
-  const code = sqliteCode(err) ?? (err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined);
+  const code =
+    sqliteCode(err) ??
+    (err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined);
   return code === undefined ? '' : ` (${code})`;
 }
 
@@ -755,13 +815,19 @@ function codeSuffix(err: unknown): string {
 function translateError(operation: string, err: unknown, onUnique?: UniqueHandler): StrongroomError {
   if (err instanceof StrongroomError) return err;
   const code = sqliteCode(err);
-  if (onUnique !== undefined && (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY')) {
+  if (
+    onUnique !== undefined &&
+    (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+  ) {
     // better-sqlite3 reports `UNIQUE constraint failed: table.column, ...`: column names only, no values.
-    const target = err instanceof Error ? /^UNIQUE constraint failed: (.+)$/.exec(err.message)?.[1] : undefined;
+    const target =
+      err instanceof Error ? /^UNIQUE constraint failed: (.+)$/.exec(err.message)?.[1] : undefined;
     const mapped = target === undefined ? undefined : onUnique(target);
     if (mapped !== undefined) return mapped;
   }
-  return new StrongroomError('storage_error', `metadata store ${operation} failed${codeSuffix(err)}`, { cause: err });
+  return new StrongroomError('storage_error', `metadata store ${operation} failed${codeSuffix(err)}`, {
+    cause: err,
+  });
 }
 
 function pageLimit(limit: number): number {
@@ -806,7 +872,12 @@ function parseTags(text: string): readonly string[] {
 }
 
 function toKek(r: Selectable<KeksTable>): KekRecord {
-  return { version: r.version, wrappedKey: r.wrapped_key, createdAt: r.created_at, destroyedAt: r.destroyed_at };
+  return {
+    version: r.version,
+    wrappedKey: r.wrapped_key,
+    createdAt: r.created_at,
+    destroyedAt: r.destroyed_at,
+  };
 }
 
 function toProject(r: Selectable<ProjectsTable>): Project {
