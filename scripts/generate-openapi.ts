@@ -13,7 +13,9 @@ export async function generateOpenApi(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'strongroom-openapi-'));
   try {
     const config = loadConfig({ env: {}, overrides: { dataDir: dir, logLevel: 'silent' } });
-    const ctx = await createServerContext(config, { env: { STRONGROOM_MASTER_KEY: randomBytes(32).toString('hex') } });
+    const ctx = await createServerContext(config, {
+      env: { STRONGROOM_MASTER_KEY: randomBytes(32).toString('hex') },
+    });
     try {
       const { app } = await buildApp(ctx, { logger: false });
       const doc = `${JSON.stringify(app.swagger(), null, 2)}\n`;

@@ -53,6 +53,7 @@ interface PlannedPart {
 
 interface PushRun {
   readonly client: StrongroomClient;
+  readonly ref: VersionRef;
   readonly uploadId: string;
   readonly parts: readonly PlannedPart[];
   readonly total: number;
@@ -227,13 +228,22 @@ async function sendParts(run: PushRun): Promise<void> {
   run.options.onProgress?.(durableBytes(run), run.total);
 }
 
-/** Commit is idempotent for the session's owner, so a commit whose answer was lost is simply repeated. */
+/**
+ * Commit is idempotent for the session's owner, so a commit whose answer was lost is simply repeated. If the
+ * lost answer was a success the session may be gone by then; the version itself is the answer, and its
+ * manifest is checked against the declared one like any commit answer.
+ */
 async function commit(run: PushRun): Promise<VersionDetail> {
+  let answerLost = false;
   for (let failures = 0; ;) {
     try {
       return await run.client.commitUpload(run.uploadId, run.options.signal);
     } catch (err) {
+      if (answerLost && err instanceof ApiError && err.code === 'upload_not_found') {
+        return run.client.getVersion(run.ref, run.options.signal);
+      }
       if (!isRetryable(err) || failures >= run.maxRetries) throw err;
+      answerLost ||= err instanceof ConnectionError;
       failures += 1;
       await backoff(run, failures);
     }
@@ -313,6 +323,7 @@ export async function pushVersion(client: StrongroomClient, options: PushOptions
     options.onSession?.(upload);
     const run: PushRun = {
       client,
+      ref,
       uploadId: upload.id,
       parts,
       total: source.totalSize,

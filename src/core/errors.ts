@@ -32,8 +32,10 @@ export const ERROR_CODES = {
   upload_aborted: 'the client stopped sending before the chunk was complete; the durable offset is kept',
   request_timeout: 'the client was idle or too slow for too long',
   integrity_error: 'stored data failed authentication (tampered, truncated or swapped) and is never served',
-  key_unavailable: 'a data key or key-encryption key needed to read the object is missing or cannot be unwrapped',
-  master_key_invalid: 'the master key is missing, malformed, too widely readable, or does not match this data',
+  key_unavailable:
+    'a data key or key-encryption key needed to read the object is missing or cannot be unwrapped',
+  master_key_invalid:
+    'the master key is missing, malformed, too widely readable, or does not match this data',
   config_invalid: 'the configuration fails validation',
   storage_error: 'the storage backend failed; the operation was not acknowledged',
   not_ready: 'the server is not ready to serve requests',
@@ -65,10 +67,12 @@ export function isStrongroomError(err: unknown, code?: ErrorCode): err is Strong
   return err instanceof StrongroomError && (code === undefined || err.code === code);
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL_OR_BACKTICK = /[\u0000-\u001f\u007f`]/g;
+
 /** Quote user input for an error message: backticks, control characters escaped, length bounded. */
 export function quote(input: string, max = 80): string {
   const clipped = input.length > max ? `${input.slice(0, max)}…` : input;
-  // eslint-disable-next-line no-control-regex
-  const safe = clipped.replace(/[\u0000-\u001f\u007f`]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const safe = clipped.replace(CONTROL_OR_BACKTICK, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `\`${safe}\``;
 }

@@ -11,7 +11,14 @@ export type UploadId = Id<'upload'>;
 export type BlobId = Id<'blob'>;
 export type DataKeyId = Id<'datakey'>;
 
-const PREFIX = { project: 'prj', artifact: 'art', version: 'ver', upload: 'upl', blob: 'blb', datakey: 'dk' } as const;
+const PREFIX = {
+  project: 'prj',
+  artifact: 'art',
+  version: 'ver',
+  upload: 'upl',
+  blob: 'blb',
+  datakey: 'dk',
+} as const;
 type Kind = keyof typeof PREFIX;
 
 /** A new random id: a kind prefix and 128 bits of randomness, sortable by nothing (no timing leak). */

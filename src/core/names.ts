@@ -107,7 +107,8 @@ export function parseFilePath(input: string): string {
   for (const segment of input.split('/')) {
     if (segment === '') fail('has an empty segment');
     if (segment === '.' || segment === '..') fail('contains a `.` or `..` segment');
-    if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) fail(`has a segment over ${MAX_SEGMENT_BYTES} bytes`);
+    if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES)
+      fail(`has a segment over ${MAX_SEGMENT_BYTES} bytes`);
     if (/[. ]$/.test(segment)) fail('has a segment ending in a dot or space');
     if (WINDOWS_RESERVED.test(segment)) fail('uses a reserved device name');
   }
@@ -124,7 +125,10 @@ export function checkManifestPaths(paths: readonly string[]): void {
     parseFilePath(p);
     const folded = p.toLowerCase();
     if (seen.has(folded)) {
-      throw new StrongroomError('invalid_path', `file path ${quote(p)} appears twice (paths are compared case-insensitively)`);
+      throw new StrongroomError(
+        'invalid_path',
+        `file path ${quote(p)} appears twice (paths are compared case-insensitively)`,
+      );
     }
     seen.add(folded);
   }
@@ -133,7 +137,10 @@ export function checkManifestPaths(paths: readonly string[]): void {
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
       if (seen.has(dir)) {
-        throw new StrongroomError('invalid_path', `file path ${quote(p)} lies under ${quote(dir)}, which is a file`);
+        throw new StrongroomError(
+          'invalid_path',
+          `file path ${quote(p)} lies under ${quote(dir)}, which is a file`,
+        );
       }
     }
   }

@@ -25,7 +25,12 @@ export type ResourceRef =
   | { readonly kind: 'organization' }
   | { readonly kind: 'project'; readonly project: string }
   | { readonly kind: 'artifact'; readonly project: string; readonly artifact: string }
-  | { readonly kind: 'version'; readonly project: string; readonly artifact: string; readonly version: string }
+  | {
+      readonly kind: 'version';
+      readonly project: string;
+      readonly artifact: string;
+      readonly version: string;
+    }
   | { readonly kind: 'upload'; readonly upload: string };
 
 export interface Principal {

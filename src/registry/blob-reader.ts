@@ -27,14 +27,22 @@ export class BlobReader {
   async open(file: StoredFile, range: ByteRange | null): Promise<Readable> {
     if (file.size === 0) return Readable.from([]);
     const blob = await this.store.getBlob(file.blobId);
-    if (!blob || blob.state !== 'committed') throw new StrongroomError('integrity_error', 'the object behind this file is missing');
+    if (!blob || blob.state !== 'committed')
+      throw new StrongroomError('integrity_error', 'the object behind this file is missing');
     const dek = await this.keys.unwrap(blob.dataKeyId);
     const header = decodeHeader(await readAll(await this.blobs.read(blob.id, 0, HEADER_SIZE - 1)));
     const start = file.offset + (range?.start ?? 0);
     const end = file.offset + (range?.end ?? file.size - 1);
     const plan = planRange(blob.size, header.segmentSize, start, end);
     const source = await this.blobs.read(blob.id, plan.cipherStart, plan.cipherEnd);
-    const plain = createDecryptStream({ dek, header, identity: blob.id, plaintextSize: blob.size, start, end });
+    const plain = createDecryptStream({
+      dek,
+      header,
+      identity: blob.id,
+      plaintextSize: blob.size,
+      start,
+      end,
+    });
     pipeline(source, plain, () => undefined);
     return plain;
   }

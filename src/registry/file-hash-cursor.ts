@@ -35,7 +35,10 @@ export class FileHashCursor {
    * Starts at `position`; `replay` must then be fed the bytes from `replayFrom()` up to `position`
    * (the part of the current file already stored) via `update`.
    */
-  static resumeAt(files: readonly PartFile[], position: number): { cursor: FileHashCursor; replayFrom: number } {
+  static resumeAt(
+    files: readonly PartFile[],
+    position: number,
+  ): { cursor: FileHashCursor; replayFrom: number } {
     const index = files.findIndex((f) => f.start + f.size > position);
     const cursor = new FileHashCursor(files, position);
     if (index === -1) {
@@ -66,7 +69,8 @@ export class FileHashCursor {
     let at = 0;
     while (at < data.length) {
       const file = this.files[this.fileIndex];
-      if (!file) throw new StrongroomError('size_mismatch', 'the part carries more bytes than its files declare');
+      if (!file)
+        throw new StrongroomError('size_mismatch', 'the part carries more bytes than its files declare');
       const take = Math.min(file.start + file.size - this.position, data.length - at);
       this.hash.update(data.subarray(at, at + take));
       at += take;

@@ -58,8 +58,11 @@ export class KeyService {
    * a KEK that another instance has already retired.
    */
   async createDataKey(tx: MetadataWriter): Promise<{ readonly id: DataKeyId; readonly dek: Buffer }> {
-    const latest = Math.max(...(await tx.listKeks()).filter((k) => k.destroyedAt === null).map((k) => k.version));
-    if (latest !== this.keyring.currentVersion) this.keyring = Keyring.create(this.masterKey, await tx.listKeks());
+    const latest = Math.max(
+      ...(await tx.listKeks()).filter((k) => k.destroyedAt === null).map((k) => k.version),
+    );
+    if (latest !== this.keyring.currentVersion)
+      this.keyring = Keyring.create(this.masterKey, await tx.listKeks());
     const id = newId('datakey');
     const { dek, wrapped, kekVersion } = this.keyring.newDataKey(id);
     const record: DataKey = { id, wrapped, kekVersion, createdAt: this.clock.now().toISOString() };
@@ -84,7 +87,12 @@ export class KeyService {
     const versions = keks.map((k) => ({
       version: k.version,
       createdAt: k.createdAt,
-      state: k.destroyedAt !== null ? ('destroyed' as const) : k.version === current ? ('current' as const) : ('retired' as const),
+      state:
+        k.destroyedAt !== null
+          ? ('destroyed' as const)
+          : k.version === current
+            ? ('current' as const)
+            : ('retired' as const),
       dataKeys: counts.get(k.version) ?? 0,
     }));
     return { current, versions };
@@ -136,7 +144,8 @@ export class KeyService {
       const counts = await tx.countDataKeysByKek();
       const out: number[] = [];
       for (const kek of await tx.listKeks()) {
-        if (kek.version >= current || kek.destroyedAt !== null || (counts.get(kek.version) ?? 0) > 0) continue;
+        if (kek.version >= current || kek.destroyedAt !== null || (counts.get(kek.version) ?? 0) > 0)
+          continue;
         await tx.destroyKek(kek.version, this.clock.now().toISOString());
         out.push(kek.version);
       }

@@ -55,7 +55,8 @@ export class PartReceiver {
       });
     }
     this.checkChunk(part, offset, length);
-    if (part.size > 0 && offset === part.size) return { index: part.index, size: part.size, received: part.size, complete: true };
+    if (part.size > 0 && offset === part.size)
+      return { index: part.index, size: part.size, received: part.size, complete: true };
     this.inFlight.add(key);
     try {
       return await this.receiveLocked(key, part, offset, length, body);
@@ -73,12 +74,19 @@ export class PartReceiver {
       );
     }
     if (offset + length > part.size) {
-      throw new StrongroomError('payload_too_large', `the chunk runs past the end of part ${part.index} (${part.size} bytes)`, {
-        details: { received: part.received, size: part.size },
-      });
+      throw new StrongroomError(
+        'payload_too_large',
+        `the chunk runs past the end of part ${part.index} (${part.size} bytes)`,
+        {
+          details: { received: part.received, size: part.size },
+        },
+      );
     }
     if (offset + length < part.size && length % SEGMENT_SIZE !== 0) {
-      throw new StrongroomError('chunk_misaligned', `a chunk that does not finish its part must be a multiple of ${SEGMENT_SIZE} bytes`);
+      throw new StrongroomError(
+        'chunk_misaligned',
+        `a chunk that does not finish its part must be a multiple of ${SEGMENT_SIZE} bytes`,
+      );
     }
   }
 
@@ -92,8 +100,15 @@ export class PartReceiver {
     if (offset > 0) await this.checkStagedLength(key, part, offset);
     const { cipher, header, identity, dek } = await this.cipherFor(part, offset);
     const files = await this.partFiles(part);
-    const cursor = this.cursors.get(key)?.offset === offset ? this.cursors.get(key)!.clone() : await this.rebuildCursor(part, files, offset, { dek, header, identity });
-    const writer = await this.blobs.openStaging(part.blobId, offset === 0 ? 0 : segmentOffset(offset / SEGMENT_SIZE));
+    const cached = this.cursors.get(key);
+    const cursor =
+      cached?.offset === offset
+        ? cached.clone()
+        : await this.rebuildCursor(part, files, offset, { dek, header, identity });
+    const writer = await this.blobs.openStaging(
+      part.blobId,
+      offset === 0 ? 0 : segmentOffset(offset / SEGMENT_SIZE),
+    );
     if (offset === 0) await writer.write(encodeHeader(header));
 
     const end = offset + length;
@@ -136,7 +151,8 @@ export class PartReceiver {
       }
       if (bodyError === undefined) {
         if (sealed + pendingBytes !== end) bodyError = new Error('the body ended before its Content-Length');
-        else if (end === part.size && (pendingBytes > 0 || part.size === 0)) await seal(Buffer.concat(pending, pendingBytes));
+        else if (end === part.size && (pendingBytes > 0 || part.size === 0))
+          await seal(Buffer.concat(pending, pendingBytes));
       }
     } catch (err) {
       await writer.abort();
@@ -148,10 +164,14 @@ export class PartReceiver {
     if (received === part.size) this.cursors.delete(key);
     else this.cursors.set(key, cursor);
     if (bodyError !== undefined) {
-      throw new StrongroomError('upload_aborted', `the chunk was interrupted; ${received} bytes of part ${part.index} are durable`, {
-        details: { received },
-        cause: bodyError,
-      });
+      throw new StrongroomError(
+        'upload_aborted',
+        `the chunk was interrupted; ${received} bytes of part ${part.index} are durable`,
+        {
+          details: { received },
+          cause: bodyError,
+        },
+      );
     }
     return { index: part.index, size: part.size, received, complete: received === part.size };
   }
@@ -200,7 +220,8 @@ export class PartReceiver {
 
   private async readStagedHeader(part: UploadPart): Promise<BlobHeader> {
     const header = decodeHeader(await readAll(await this.blobs.readStaging(part.blobId, 0, HEADER_SIZE - 1)));
-    if (header.segmentSize !== SEGMENT_SIZE) throw new StrongroomError('integrity_error', 'a staged object has an unexpected segment size');
+    if (header.segmentSize !== SEGMENT_SIZE)
+      throw new StrongroomError('integrity_error', 'a staged object has an unexpected segment size');
     return header;
   }
 

@@ -16,7 +16,13 @@ import type {
 } from '../core/domain.js';
 import { StrongroomError, isStrongroomError, quote } from '../core/errors.js';
 import { newId, parseId, type UploadId } from '../core/ids.js';
-import { checkManifestPaths, parseArtifactName, parseFilePath, parseProjectName, parseVersionTag } from '../core/names.js';
+import {
+  checkManifestPaths,
+  parseArtifactName,
+  parseFilePath,
+  parseProjectName,
+  parseVersionTag,
+} from '../core/names.js';
 import { openValue, sealValue } from '../crypto/stream-aead.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataReader, MetadataStore, MetadataWriter } from '../storage/metadata-store.js';
@@ -112,7 +118,13 @@ export class RegistryService {
   async createArtifact(
     principal: string,
     projectName: string,
-    input: { name: string; kind: ArtifactKind; sensitivity: Sensitivity; description?: string; tags?: readonly string[] },
+    input: {
+      name: string;
+      kind: ArtifactKind;
+      sensitivity: Sensitivity;
+      description?: string;
+      tags?: readonly string[];
+    },
   ): Promise<{ project: Project; artifact: Artifact }> {
     const project = await this.getProject(projectName);
     const now = this.now();
@@ -135,11 +147,18 @@ export class RegistryService {
   async getArtifact(projectName: string, name: string): Promise<{ project: Project; artifact: Artifact }> {
     const project = await this.getProject(projectName);
     const artifact = isArtifactName(name) ? await this.store.getArtifact(project.id, name) : undefined;
-    if (!artifact) throw new StrongroomError('artifact_not_found', `artifact ${quote(`${projectName}/${name}`)} does not exist`);
+    if (!artifact)
+      throw new StrongroomError(
+        'artifact_not_found',
+        `artifact ${quote(`${projectName}/${name}`)} does not exist`,
+      );
     return { project, artifact };
   }
 
-  async listArtifacts(projectName: string, page: PageRequest): Promise<{ project: Project; page: Page<Artifact> }> {
+  async listArtifacts(
+    projectName: string,
+    page: PageRequest,
+  ): Promise<{ project: Project; page: Page<Artifact> }> {
     const project = await this.getProject(projectName);
     return { project, page: await this.store.listArtifacts(project.id, page) };
   }
@@ -176,14 +195,24 @@ export class RegistryService {
     const { project, artifact } = await this.getArtifact(projectName, artifactName);
     const version = isVersionTag(tag) ? await this.store.getVersion(artifact.id, tag) : undefined;
     if (!version || version.state !== 'available') {
-      throw new StrongroomError('version_not_found', `version ${quote(`${projectName}/${artifactName}:${tag}`)} does not exist`);
+      throw new StrongroomError(
+        'version_not_found',
+        `version ${quote(`${projectName}/${artifactName}:${tag}`)} does not exist`,
+      );
     }
     return { project, artifact, version };
   }
 
-  async getVersionDetail(projectName: string, artifactName: string, tag: string): Promise<VersionDetailModel> {
+  async getVersionDetail(
+    projectName: string,
+    artifactName: string,
+    tag: string,
+  ): Promise<VersionDetailModel> {
     const { project, artifact, version } = await this.getVersion(projectName, artifactName, tag);
-    const [files, metadata] = await Promise.all([this.store.listFiles(version.id), this.readMetadata(version)]);
+    const [files, metadata] = await Promise.all([
+      this.store.listFiles(version.id),
+      this.readMetadata(version),
+    ]);
     return { project, artifact, version, files: files.map(toManifestEntry), metadata };
   }
 
@@ -268,7 +297,14 @@ export class RegistryService {
       for (const [index, planned] of plan.entries()) {
         const blobId = newId('blob');
         const key = await this.keys.createDataKey(tx);
-        blobRows.push({ id: blobId, dataKeyId: key.id, size: planned.size, state: 'staging', uploadId, createdAt: session.createdAt });
+        blobRows.push({
+          id: blobId,
+          dataKeyId: key.id,
+          size: planned.size,
+          state: 'staging',
+          uploadId,
+          createdAt: session.createdAt,
+        });
         partRows.push({ uploadId, index, blobId, size: planned.size, received: 0 });
         planned.files.forEach((fileIndex, i) => {
           const f = files[fileIndex] as ManifestEntry;
@@ -290,27 +326,44 @@ export class RegistryService {
   }
 
   private checkManifest(declared: readonly ManifestEntry[]): ManifestEntry[] {
-    if (declared.length === 0) throw new StrongroomError('invalid_request', 'a version needs at least one file');
+    if (declared.length === 0)
+      throw new StrongroomError('invalid_request', 'a version needs at least one file');
     if (declared.length > this.limits.maxFiles) {
-      throw new StrongroomError('payload_too_large', `a version may have at most ${this.limits.maxFiles} files`);
+      throw new StrongroomError(
+        'payload_too_large',
+        `a version may have at most ${this.limits.maxFiles} files`,
+      );
     }
     checkManifestPaths(declared.map((f) => f.path));
     let total = 0;
     for (const f of declared) {
       if (f.size === 0 && f.sha256 !== EMPTY_SHA256) {
-        throw new StrongroomError('digest_mismatch', `file ${quote(f.path)} is empty, so its sha256 must be ${EMPTY_SHA256}`);
+        throw new StrongroomError(
+          'digest_mismatch',
+          `file ${quote(f.path)} is empty, so its sha256 must be ${EMPTY_SHA256}`,
+        );
       }
-      if (!Number.isSafeInteger(f.size) || f.size < 0) throw new StrongroomError('invalid_request', `file ${quote(f.path)} has an invalid size`);
-      if (!/^[0-9a-f]{64}$/.test(f.sha256)) throw new StrongroomError('invalid_request', `file ${quote(f.path)} needs a lowercase hex sha256`);
+      if (!Number.isSafeInteger(f.size) || f.size < 0)
+        throw new StrongroomError('invalid_request', `file ${quote(f.path)} has an invalid size`);
+      if (!/^[0-9a-f]{64}$/.test(f.sha256))
+        throw new StrongroomError('invalid_request', `file ${quote(f.path)} needs a lowercase hex sha256`);
       if (f.size > this.limits.maxFileBytes) {
-        throw new StrongroomError('payload_too_large', `file ${quote(f.path)} is larger than the limit of ${this.limits.maxFileBytes} bytes`);
+        throw new StrongroomError(
+          'payload_too_large',
+          `file ${quote(f.path)} is larger than the limit of ${this.limits.maxFileBytes} bytes`,
+        );
       }
       total += f.size;
     }
     if (total > this.limits.maxVersionBytes) {
-      throw new StrongroomError('payload_too_large', `the version is larger than the limit of ${this.limits.maxVersionBytes} bytes`);
+      throw new StrongroomError(
+        'payload_too_large',
+        `the version is larger than the limit of ${this.limits.maxVersionBytes} bytes`,
+      );
     }
-    return declared.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })).sort((a, b) => compareUtf8(a.path, b.path));
+    return declared
+      .map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 }))
+      .sort((a, b) => compareUtf8(a.path, b.path));
   }
 
   private encodeMetadata(metadata: Record<string, unknown> | undefined): Buffer | null {
@@ -320,23 +373,37 @@ export class RegistryService {
     }
     const bytes = Buffer.from(JSON.stringify(metadata), 'utf8');
     if (bytes.length > this.limits.maxMetadataBytes) {
-      throw new StrongroomError('invalid_metadata', `metadata is larger than the limit of ${this.limits.maxMetadataBytes} bytes`);
+      throw new StrongroomError(
+        'invalid_metadata',
+        `metadata is larger than the limit of ${this.limits.maxMetadataBytes} bytes`,
+      );
     }
     return bytes;
   }
 
   /** The artifact a push goes to: created on first push, and never silently changed by a later one. */
-  private async ensureArtifact(principal: string, project: Project, name: string, input: CreateUploadInput): Promise<Artifact> {
+  private async ensureArtifact(
+    principal: string,
+    project: Project,
+    name: string,
+    input: CreateUploadInput,
+  ): Promise<Artifact> {
     const existing = await this.store.getArtifact(project.id, name);
     if (existing) {
       const conflicts = [
         input.kind !== undefined && input.kind !== existing.kind ? `kind ${existing.kind}` : null,
-        input.sensitivity !== undefined && input.sensitivity !== existing.sensitivity ? `sensitivity ${existing.sensitivity}` : null,
+        input.sensitivity !== undefined && input.sensitivity !== existing.sensitivity
+          ? `sensitivity ${existing.sensitivity}`
+          : null,
       ].filter((c): c is string => c !== null);
       if (conflicts.length > 0) {
-        throw new StrongroomError('artifact_conflict', `artifact ${quote(name)} exists with ${conflicts.join(' and ')}`, {
-          details: { kind: existing.kind, sensitivity: existing.sensitivity },
-        });
+        throw new StrongroomError(
+          'artifact_conflict',
+          `artifact ${quote(name)} exists with ${conflicts.join(' and ')}`,
+          {
+            details: { kind: existing.kind, sensitivity: existing.sensitivity },
+          },
+        );
       }
       return existing;
     }
@@ -352,7 +419,8 @@ export class RegistryService {
       ).artifact;
     } catch (err) {
       // Two first pushes raced to create the artifact: the loser uses the winner's.
-      if (isStrongroomError(err, 'artifact_exists')) return this.ensureArtifact(principal, project, name, input);
+      if (isStrongroomError(err, 'artifact_exists'))
+        return this.ensureArtifact(principal, project, name, input);
       throw err;
     }
   }
@@ -362,7 +430,10 @@ export class RegistryService {
     const session = await this.findSession(this.store, principal, id);
     const version = await this.store.getVersionById(session.versionId);
     if (!version) throw uploadNotFound(id);
-    const [parts, files] = await Promise.all([this.store.listParts(session.id), this.store.listFiles(version.id)]);
+    const [parts, files] = await Promise.all([
+      this.store.listParts(session.id),
+      this.store.listFiles(version.id),
+    ]);
     const { project, artifact } = await this.artifactOf(version);
     const indexOfBlob = new Map<string, number[]>();
     files.forEach((f, i) => indexOfBlob.set(f.blobId, [...(indexOfBlob.get(f.blobId) ?? []), i]));
@@ -378,14 +449,16 @@ export class RegistryService {
   private async artifactOf(version: Version): Promise<{ project: Project; artifact: Artifact }> {
     const artifact = await this.store.getArtifactById(version.artifactId);
     const project = artifact ? await this.store.getProjectById(artifact.projectId) : undefined;
-    if (!artifact || !project) throw new StrongroomError('internal_error', 'a version refers to a missing artifact');
+    if (!artifact || !project)
+      throw new StrongroomError('internal_error', 'a version refers to a missing artifact');
     return { project, artifact };
   }
 
   private async findSession(reader: MetadataReader, principal: string, id: string): Promise<UploadSession> {
     const uploadId = parseId('upload', id);
     const session = uploadId ? await reader.getUpload(uploadId) : undefined;
-    if (!session || session.principal !== principal || session.expiresAt <= this.now()) throw uploadNotFound(id);
+    if (!session || session.principal !== principal || session.expiresAt <= this.now())
+      throw uploadNotFound(id);
     return session;
   }
 
@@ -426,9 +499,13 @@ export class RegistryService {
       const parts = await this.store.listParts(session.id);
       const missing = parts.filter((p) => p.received !== p.size);
       if (missing.length > 0) {
-        throw new StrongroomError('upload_incomplete', `${missing.length} of ${parts.length} parts are not complete`, {
-          details: { incompleteParts: missing.map((p) => p.index) },
-        });
+        throw new StrongroomError(
+          'upload_incomplete',
+          `${missing.length} of ${parts.length} parts are not complete`,
+          {
+            details: { incompleteParts: missing.map((p) => p.index) },
+          },
+        );
       }
       for (const part of parts) {
         if (part.size === 0) await this.receiver.sealEmpty(part);
@@ -508,7 +585,11 @@ export class RegistryService {
   }
 }
 
-async function discardRows(tx: MetadataWriter, session: UploadSession, staged: readonly Blob[]): Promise<void> {
+async function discardRows(
+  tx: MetadataWriter,
+  session: UploadSession,
+  staged: readonly Blob[],
+): Promise<void> {
   const version = await tx.getVersionById(session.versionId);
   const metadata = version ? await tx.getVersionMetadata(version.id) : undefined;
   await tx.deleteUpload(session.id);

@@ -55,7 +55,10 @@ export interface ContextOptions {
   readonly fsOps?: FsOps;
 }
 
-export async function createServerContext(config: Config, options: ContextOptions = {}): Promise<ServerContext> {
+export async function createServerContext(
+  config: Config,
+  options: ContextOptions = {},
+): Promise<ServerContext> {
   const env = options.env ?? process.env;
   const clock = options.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -115,20 +118,23 @@ export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = 
         ? false
         : { level: config.logLevel, redact: { paths: LOG_REDACTIONS, censor: '[redacted]' } },
     genReqId: () => randomUUID(),
-    requestIdLogLabel: 'requestId',
     bodyLimit: config.limits.maxJsonBodyBytes,
     // Idle sockets are closed; whole-request time is unlimited so a 20 GB upload is not cut off (F1).
     connectionTimeout: config.limits.idleTimeoutSeconds * 1000,
     requestTimeout: 0,
     exposeHeadRoutes: false,
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
     ...(config.tls
       ? {
           https: {
             cert: readFileSync(config.tls.certFile),
             key: readFileSync(config.tls.keyFile),
-            ...(config.tls.clientCaFile ? { ca: readFileSync(config.tls.clientCaFile), requestCert: true, rejectUnauthorized: false } : {}),
+            ...(config.tls.clientCaFile
+              ? { ca: readFileSync(config.tls.clientCaFile), requestCert: true, rejectUnauthorized: false }
+              : {}),
           },
         }
       : {}),
@@ -136,9 +142,14 @@ export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = 
   const metrics = createMetrics();
   app.addSchema({ ...Problem, $id: 'Problem' });
   await app.register(swagger, {
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Strongroom API', version: '1', description: 'Zero-trust registry for machine-learning artifacts.' },
+      info: {
+        title: 'Strongroom API',
+        version: '1',
+        description: 'Zero-trust registry for machine-learning artifacts.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -173,14 +184,17 @@ export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = 
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).header('content-type', 'application/problem+json').send({
-      type: 'urn:strongroom:error:route_not_found',
-      title: ERROR_CODES.route_not_found,
-      status: 404,
-      code: 'route_not_found',
-      detail: `no route for ${request.method} ${request.url.split('?')[0]}`,
-      requestId: request.id,
-    });
+    reply
+      .code(404)
+      .header('content-type', 'application/problem+json')
+      .send({
+        type: 'urn:strongroom:error:route_not_found',
+        title: ERROR_CODES.route_not_found,
+        status: 404,
+        code: 'route_not_found',
+        detail: `no route for ${request.method} ${request.url.split('?')[0]}`,
+        requestId: request.id,
+      });
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -189,7 +203,13 @@ export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = 
     metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
 
-  await app.register(systemRoutes, { store: ctx.store, blobs: ctx.blobs, keys: ctx.keys, metrics, openapi: () => app.swagger() });
+  await app.register(systemRoutes, {
+    store: ctx.store,
+    blobs: ctx.blobs,
+    keys: ctx.keys,
+    metrics,
+    openapi: () => app.swagger(),
+  });
   await app.register(registryRoutes, { registry: ctx.registry, metrics });
   await app.ready();
   return { app, routes, metrics };

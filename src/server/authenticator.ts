@@ -20,12 +20,17 @@ const QUERY_CREDENTIALS = /[?&](?:access_token|token|api_key)=/i;
 /** Bearer credentials only: tokens in URLs leak into logs and browser history, so they are refused (A6). */
 export function bearerToken(request: CredentialRequest): string {
   if (QUERY_CREDENTIALS.test(request.url)) {
-    throw new StrongroomError('unauthenticated', 'credentials in the query string are not accepted; use the Authorization header');
+    throw new StrongroomError(
+      'unauthenticated',
+      'credentials in the query string are not accepted; use the Authorization header',
+    );
   }
   const header = request.headers.authorization;
-  if (typeof header !== 'string') throw new StrongroomError('unauthenticated', 'the request has no credentials');
+  if (typeof header !== 'string')
+    throw new StrongroomError('unauthenticated', 'the request has no credentials');
   const match = /^Bearer ([A-Za-z0-9_\-.~+/]+=*)$/.exec(header);
-  if (!match?.[1]) throw new StrongroomError('unauthenticated', 'the Authorization header must be `Bearer <token>`');
+  if (!match?.[1])
+    throw new StrongroomError('unauthenticated', 'the Authorization header must be `Bearer <token>`');
   return match[1];
 }
 

@@ -19,17 +19,38 @@ export const ConfigSchema = z
     /** Path of the 0600 master key file; created on first start when neither it nor the variable exists. */
     masterKeyFile: z.string().min(1).optional(),
     tls: z
-      .object({ certFile: z.string().min(1), keyFile: z.string().min(1), clientCaFile: z.string().min(1).optional() })
+      .object({
+        certFile: z.string().min(1),
+        keyFile: z.string().min(1),
+        clientCaFile: z.string().min(1).optional(),
+      })
       .strict()
       .optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     limits: z
       .object({
-        maxFileBytes: z.number().int().positive().default(256 * GiB),
-        maxVersionBytes: z.number().int().positive().default(1024 * GiB),
+        maxFileBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * GiB),
+        maxVersionBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1024 * GiB),
         maxFiles: z.number().int().positive().max(1_000_000).default(100_000),
-        maxMetadataBytes: z.number().int().positive().max(16 * 1024 * 1024).default(1024 * 1024),
-        maxJsonBodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
+        maxMetadataBytes: z
+          .number()
+          .int()
+          .positive()
+          .max(16 * 1024 * 1024)
+          .default(1024 * 1024),
+        maxJsonBodyBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(32 * 1024 * 1024),
         /** A connection that sends nothing for this long is closed (slow-loris, F1). */
         idleTimeoutSeconds: z.number().int().positive().default(60),
       })
@@ -44,7 +65,11 @@ export const ConfigSchema = z
       }),
     uploads: z
       .object({
-        sessionTtlSeconds: z.number().int().positive().default(24 * 3600),
+        sessionTtlSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(24 * 3600),
         gcIntervalSeconds: z.number().int().positive().default(600),
       })
       .strict()
@@ -76,7 +101,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     try {
       raw = JSON.parse(readFileSync(sources.file, 'utf8')) as Record<string, unknown>;
     } catch (err) {
-      throw new StrongroomError('config_invalid', `cannot read config file ${sources.file}: ${(err as Error).message}`);
+      throw new StrongroomError(
+        'config_invalid',
+        `cannot read config file ${sources.file}: ${(err as Error).message}`,
+      );
     }
   }
   for (const [name, map] of Object.entries(ENV_KEYS)) {
@@ -86,16 +114,22 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       raw[key] = parsed;
     }
   }
-  for (const [key, value] of Object.entries(sources.overrides ?? {})) if (value !== undefined) raw[key] = value;
+  for (const [key, value] of Object.entries(sources.overrides ?? {}))
+    if (value !== undefined) raw[key] = value;
 
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const problems = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
     throw new StrongroomError('config_invalid', `invalid configuration: ${problems}`);
   }
   const config = { ...parsed.data, dataDir: resolve(parsed.data.dataDir) };
   if (!config.tls && !isLoopback(config.host)) {
-    throw new StrongroomError('config_invalid', `plain HTTP is only allowed on loopback; configure tls to listen on ${config.host}`);
+    throw new StrongroomError(
+      'config_invalid',
+      `plain HTTP is only allowed on loopback; configure tls to listen on ${config.host}`,
+    );
   }
   return deepFreeze(config);
 }

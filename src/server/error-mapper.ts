@@ -40,7 +40,13 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
 };
 
 /** Codes whose messages may describe server internals: the client gets a generic message instead. */
-const OPAQUE: ReadonlySet<ErrorCode> = new Set(['internal_error', 'storage_error', 'key_unavailable', 'master_key_invalid', 'config_invalid']);
+const OPAQUE: ReadonlySet<ErrorCode> = new Set([
+  'internal_error',
+  'storage_error',
+  'key_unavailable',
+  'master_key_invalid',
+  'config_invalid',
+]);
 
 export interface MappedError {
   readonly status: number;
@@ -60,17 +66,30 @@ interface FastifyLikeError {
 export function mapError(err: unknown): MappedError {
   if (err instanceof StrongroomError) {
     const detail = OPAQUE.has(err.code) ? ERROR_CODES[err.code] : err.message;
-    return { status: HTTP_STATUS[err.code], code: err.code, detail, ...(err.details && !OPAQUE.has(err.code) ? { details: err.details } : {}) };
+    return {
+      status: HTTP_STATUS[err.code],
+      code: err.code,
+      detail,
+      ...(err.details && !OPAQUE.has(err.code) ? { details: err.details } : {}),
+    };
   }
   const e = err as FastifyLikeError;
   if (e && typeof e === 'object') {
     if (e.validation) return { status: 400, code: 'invalid_request', detail: e.message };
     switch (e.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return { status: 413, code: 'payload_too_large', detail: 'the request body is larger than the limit' };
+        return {
+          status: 413,
+          code: 'payload_too_large',
+          detail: 'the request body is larger than the limit',
+        };
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return { status: 415, code: 'unsupported_media_type', detail: 'this route does not accept that content type' };
+        return {
+          status: 415,
+          code: 'unsupported_media_type',
+          detail: 'this route does not accept that content type',
+        };
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
         return { status: 400, code: 'invalid_request', detail: 'the body is not valid JSON' };

@@ -13,9 +13,12 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
     throw new StrongroomError('invalid_range', 'the Range header must be `bytes=start-end`');
   }
   const [, first = '', last = ''] = match;
-  if (first === '' && last === '') throw new StrongroomError('invalid_range', 'the Range header must name a start or a length');
+  if (first === '' && last === '')
+    throw new StrongroomError('invalid_range', 'the Range header must name a start or a length');
   const unsatisfiable = () =>
-    new StrongroomError('range_not_satisfiable', `the range lies outside the file of ${size} bytes`, { details: { size } });
+    new StrongroomError('range_not_satisfiable', `the range lies outside the file of ${size} bytes`, {
+      details: { size },
+    });
   if (first === '') {
     const suffix = Number(last);
     if (suffix === 0 || size === 0) throw unsatisfiable();
@@ -24,7 +27,8 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   const start = Number(first);
   const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
   if (!Number.isSafeInteger(start) || start >= size) throw unsatisfiable();
-  if (last !== '' && Number(last) < start) throw new StrongroomError('invalid_range', 'the range ends before it starts');
+  if (last !== '' && Number(last) < start)
+    throw new StrongroomError('invalid_range', 'the range ends before it starts');
   return { start, end };
 }
 
@@ -32,6 +36,9 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 export function contentDisposition(path: string): string {
   const name = path.split('/').pop() ?? 'file';
   const fallback = name.replace(/[^\x20-\x7e]|["\\;%]/g, '_');
-  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }

@@ -21,7 +21,9 @@ export async function startServer(opts: StartOptions = {}): Promise<{ url: strin
   const ctx = await createServerContext(config);
   const { app } = await buildApp(ctx);
   const gc = setInterval(() => {
-    ctx.registry.collectGarbage().catch((err: unknown) => app.log.error({ err }, 'garbage collection failed'));
+    ctx.registry
+      .collectGarbage()
+      .catch((err: unknown) => app.log.error({ err }, 'garbage collection failed'));
   }, config.uploads.gcIntervalSeconds * 1000);
   gc.unref();
 

@@ -28,7 +28,10 @@ export interface RouteDeclaration {
  * The request pipeline of DESIGN.md section 2: authenticate in `onRequest` (before any body is read),
  * authorize in `preHandler`. A route without an authorization declaration cannot even be registered.
  */
-export function installPipeline(app: FastifyInstance, deps: { authenticator: Authenticator; authorizer: Authorizer }): RouteDeclaration[] {
+export function installPipeline(
+  app: FastifyInstance,
+  deps: { authenticator: Authenticator; authorizer: Authorizer },
+): RouteDeclaration[] {
   const declarations: RouteDeclaration[] = [];
   app.decorateRequest('principal', undefined);
 
@@ -36,7 +39,9 @@ export function installPipeline(app: FastifyInstance, deps: { authenticator: Aut
     const config = route.config ?? {};
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (!config.public && (!config.action || !config.resource)) {
-      throw new Error(`route ${methods.join(',')} ${route.url} declares neither an action and resource nor public access`);
+      throw new Error(
+        `route ${methods.join(',')} ${route.url} declares neither an action and resource nor public access`,
+      );
     }
     for (const method of methods) {
       declarations.push({ method, url: route.url, public: config.public === true, action: config.action });
@@ -54,12 +59,17 @@ export function installPipeline(app: FastifyInstance, deps: { authenticator: Aut
     // Unmatched URLs reach the not-found handler only after authentication; there is nothing to authorize.
     if (isPublic === true || request.is404) return;
     const principal = request.principal;
-    if (!principal || !action || !resource) throw new StrongroomError('unauthenticated', 'the request has no credentials');
+    if (!principal || !action || !resource)
+      throw new StrongroomError('unauthenticated', 'the request has no credentials');
     const target = resource(request);
     const decision = await deps.authorizer.authorize({ principal, action, resource: target });
     if (decision.decision === 'allow') return;
     // A resource the caller may not even see answers 404, so denials do not reveal what exists (B1).
-    const visible = await deps.authorizer.authorize({ principal, action: readActionFor(target), resource: target });
+    const visible = await deps.authorizer.authorize({
+      principal,
+      action: readActionFor(target),
+      resource: target,
+    });
     if (visible.decision === 'deny' && target.kind !== 'organization') throw hidden(target);
     throw new StrongroomError('forbidden', `the policy does not allow \`${action}\` here`);
   });
@@ -97,7 +107,11 @@ function hidden(resource: ResourceRef): StrongroomError {
 export const resourceOf = {
   organization: (): ResourceRef => ({ kind: 'organization' }),
   project: (r: FastifyRequest): ResourceRef => ({ kind: 'project', project: param(r, 'project') }),
-  artifact: (r: FastifyRequest): ResourceRef => ({ kind: 'artifact', project: param(r, 'project'), artifact: param(r, 'artifact') }),
+  artifact: (r: FastifyRequest): ResourceRef => ({
+    kind: 'artifact',
+    project: param(r, 'project'),
+    artifact: param(r, 'artifact'),
+  }),
   version: (r: FastifyRequest): ResourceRef => ({
     kind: 'version',
     project: param(r, 'project'),

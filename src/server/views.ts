@@ -61,7 +61,10 @@ export function uploadDetail(u: UploadModel): UploadView {
   };
 }
 
-export function pageView<T, V>(page: Page<T>, map: (item: T) => V): { items: V[]; nextCursor: string | null } {
+export function pageView<T, V>(
+  page: Page<T>,
+  map: (item: T) => V,
+): { items: V[]; nextCursor: string | null } {
   return {
     items: page.items.map(map),
     nextCursor: page.next === null ? null : Buffer.from(page.next, 'utf8').toString('base64url'),

@@ -90,7 +90,12 @@ export interface MetadataWriter extends MetadataReader {
 
   insertDataKey(key: DataKey): Promise<void>;
   /** Compare-and-set: replaces the wrap only if it is still under `expectedKekVersion`; false otherwise. */
-  rewrapDataKey(id: DataKeyId, wrapped: Buffer, kekVersion: number, expectedKekVersion: number): Promise<boolean>;
+  rewrapDataKey(
+    id: DataKeyId,
+    wrapped: Buffer,
+    kekVersion: number,
+    expectedKekVersion: number,
+  ): Promise<boolean>;
   deleteDataKey(id: DataKeyId): Promise<void>;
 
   /** Throws `version_exists` when the artifact already has that tag, in any state. */

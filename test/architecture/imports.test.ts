@@ -50,12 +50,15 @@ describe('layering', () => {
       const allowed = ALLOWED[from];
       expect(allowed, `unknown layer ${from}`).toBeDefined();
       const source = readFileSync(file, 'utf8');
-      for (const match of source.matchAll(/(?:import|export)[^'"]*from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g)) {
+      for (const match of source.matchAll(
+        /(?:import|export)[^'"]*from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g,
+      )) {
         const spec = match[1] ?? match[2] ?? '';
         const to = layerOf(resolve(file, '..', spec));
         if (to === from || allowed!.includes('*') || allowed!.includes(to)) continue;
         // The CLI's `serve` command starts the server, the one composition root.
-        if (from === 'cli' && to === 'server' && /import\('\.\.\/server\/main\.js'\)/.test(match[0])) continue;
+        if (from === 'cli' && to === 'server' && /import\('\.\.\/server\/main\.js'\)/.test(match[0]))
+          continue;
         violations.push(`${relative(root, file)} imports ${spec} (${from} -> ${to})`);
       }
     }

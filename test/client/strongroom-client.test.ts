@@ -54,6 +54,8 @@ interface Knobs {
   corruptUpload?: boolean;
   /** Commit answers with a manifest whose first digest is wrong. */
   tamperCommit?: boolean;
+  /** Commit succeeds, then the connection is cut before the answer is sent. */
+  loseCommitAnswer?: boolean;
   /** The version detail answers this manifest instead of the real one. */
   manifest?: ManifestEntryBody[];
   /** Downloads of this path get one byte flipped / extra bytes appended. */
@@ -343,6 +345,11 @@ class FakeRegistry {
     const key = `${REF.project}/${REF.artifact}:${REF.version}`;
     this.versions.set(key, { files: session.files, bytes });
     this.sessions.delete(session.id);
+    if (this.knobs.loseCommitAnswer) {
+      this.knobs.loseCommitAnswer = false;
+      res.socket?.destroy();
+      return;
+    }
     const files = this.knobs.tamperCommit
       ? session.files.map((f, i) => (i === 0 ? { ...f, sha256: 'f'.repeat(64) } : f))
       : session.files;
@@ -545,6 +552,16 @@ describe('pushVersion', () => {
     expect((err as ApiError).status).toBe(422);
     expect(registry.count('DELETE', /uploads/)).toBe(1);
     expect(registry.count('POST', /commit$/)).toBe(0);
+  });
+
+  it('treats a lost commit answer as success once the version is there with the pushed manifest', async () => {
+    const data = randomBytes(10_000);
+    const source = await makeTree({ 'model.bin': data });
+    registry.knobs.loseCommitAnswer = true;
+    const detail = await push(source);
+    expect(registry.count('POST', /commit$/)).toBe(2);
+    expect(detail.files).toEqual([{ path: 'model.bin', size: data.length, sha256: sha256(data) }]);
+    expect(registry.count('DELETE', /uploads/)).toBe(0);
   });
 
   it('refuses a committed manifest that differs from the files pushed', async () => {

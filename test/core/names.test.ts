@@ -59,11 +59,19 @@ describe('file paths (C1)', () => {
     '',
   ];
   for (const input of hostile) {
-    it(`refuses ${JSON.stringify(input).slice(0, 40)}`, () => rejects(() => parseFilePath(input), 'invalid_path'));
+    it(`refuses ${JSON.stringify(input).slice(0, 40)}`, () =>
+      rejects(() => parseFilePath(input), 'invalid_path'));
   }
 
   it('accepts ordinary model files', () => {
-    for (const p of ['config.json', 'weights/model-00001-of-00002.safetensors', 'tokenizer/vocab.txt', 'données/été.csv', '.gitattributes', 'a b/c;d\'e"f.txt'.replace('"', '')]) {
+    for (const p of [
+      'config.json',
+      'weights/model-00001-of-00002.safetensors',
+      'tokenizer/vocab.txt',
+      'données/été.csv',
+      '.gitattributes',
+      'a b/c;d\'e"f.txt'.replace('"', ''),
+    ]) {
       expect(parseFilePath(p)).toBe(p);
     }
   });
@@ -109,12 +117,14 @@ describe('file paths (C1)', () => {
 describe('names', () => {
   it('accepts and refuses project names', () => {
     expect(parseProjectName('vision')).toBe('vision');
-    for (const bad of ['Vision', '-a', 'a-', 'a_b', '', 'a'.repeat(64), '..', 'a/b']) rejects(() => parseProjectName(bad), 'invalid_name');
+    for (const bad of ['Vision', '-a', 'a-', 'a_b', '', 'a'.repeat(64), '..', 'a/b'])
+      rejects(() => parseProjectName(bad), 'invalid_name');
   });
 
   it('accepts and refuses artifact names', () => {
     expect(parseArtifactName('resnet-50.v2')).toBe('resnet-50.v2');
-    for (const bad of ['..', 'a..b', '.a', 'A', 'a/b', '']) rejects(() => parseArtifactName(bad), 'invalid_name');
+    for (const bad of ['..', 'a..b', '.a', 'A', 'a/b', ''])
+      rejects(() => parseArtifactName(bad), 'invalid_name');
   });
 
   it('accepts and refuses version tags', () => {
@@ -123,7 +133,11 @@ describe('names', () => {
   });
 
   it('parses project/artifact:version references', () => {
-    expect(parseVersionRef('vision/resnet:1.0.0')).toEqual({ project: 'vision', artifact: 'resnet', version: '1.0.0' });
+    expect(parseVersionRef('vision/resnet:1.0.0')).toEqual({
+      project: 'vision',
+      artifact: 'resnet',
+      version: '1.0.0',
+    });
     rejects(() => parseVersionRef('vision/resnet'), 'invalid_name');
     rejects(() => parseVersionRef('../x/y:1'), 'invalid_name');
   });

@@ -6,7 +6,7 @@ import { HTTP_STATUS } from '../../src/server/error-mapper.js';
 describe('docs/errors.md', () => {
   const rows = new Map<string, { status: number; meaning: string }>();
   for (const line of readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8').split('\n')) {
-    const match = /^\| `([a-z_]+)` \| (\d{3}) \| (.+) \|$/.exec(line);
+    const match = /^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|\s*(.+?)\s*\|$/.exec(line);
     if (match) rows.set(match[1]!, { status: Number(match[2]), meaning: match[3]! });
   }
 

@@ -24,7 +24,13 @@ async function createUpload(version: string, data: Buffer) {
 }
 
 /** Declares `declared` bytes but sends only `sent` of them, then drops the connection (a lying Content-Length). */
-function sendThenDrop(uploadId: string, offset: number, body: Buffer, declared: number, sent: number): Promise<void> {
+function sendThenDrop(
+  uploadId: string,
+  offset: number,
+  body: Buffer,
+  declared: number,
+  sent: number,
+): Promise<void> {
   const url = new URL(`${server.url}/api/v1/uploads/${uploadId}/parts/0`);
   return new Promise((resolve) => {
     const req = request(url, {
@@ -51,7 +57,9 @@ function sendThenDrop(uploadId: string, offset: number, body: Buffer, declared: 
 }
 
 async function progress(uploadId: string): Promise<number> {
-  const view = (await (await server.api(`/api/v1/uploads/${uploadId}`)).json()) as { parts: { received: number }[] };
+  const view = (await (await server.api(`/api/v1/uploads/${uploadId}`)).json()) as {
+    parts: { received: number }[];
+  };
   return view.parts[0]!.received;
 }
 
@@ -70,7 +78,13 @@ describe('interrupted uploads (F1, truncated and lying Content-Length)', () => {
     expect((await server.api('/api/v1/projects/p/artifacts/big/versions/1')).status).toBe(404);
 
     // A second interruption in the middle of the rest.
-    await sendThenDrop(upload.id, received, data.subarray(received), data.length - received, 5 * SEGMENT + 10);
+    await sendThenDrop(
+      upload.id,
+      received,
+      data.subarray(received),
+      data.length - received,
+      5 * SEGMENT + 10,
+    );
     for (let i = 0; i < 50; i++) {
       const now = await progress(upload.id);
       if (now !== received) {
@@ -103,7 +117,9 @@ describe('interrupted uploads (F1, truncated and lying Content-Length)', () => {
     });
     expect(first.status).toBe(200);
     // Forget the in-memory cursor, as a fresh process would not have it.
-    (server.ctx.registry as unknown as { receiver: { cursors: Map<string, unknown> } }).receiver.cursors.clear();
+    (
+      server.ctx.registry as unknown as { receiver: { cursors: Map<string, unknown> } }
+    ).receiver.cursors.clear();
     const rest = await server.api(`/api/v1/uploads/${upload.id}/parts/0`, {
       method: 'PUT',
       headers: { 'content-type': 'application/octet-stream', 'upload-offset': String(3 * SEGMENT) },
@@ -166,15 +182,26 @@ describe('interrupted uploads (F1, truncated and lying Content-Length)', () => {
   it('an upload session belongs to its creator: another principal cannot see or write it (B3)', async () => {
     const data = randomBytes(100);
     const upload = await createUpload('5', data);
-    const stranger = await fetch(`${server.url}/api/v1/uploads/${upload.id}`, { headers: { authorization: 'Bearer srt_stranger' } });
+    const stranger = await fetch(`${server.url}/api/v1/uploads/${upload.id}`, {
+      headers: { authorization: 'Bearer srt_stranger' },
+    });
     expect(stranger.status).toBe(401);
     const session = await server.ctx.registry.getUpload('bootstrap-admin', upload.id);
     expect(session.session.id).toBe(upload.id);
-    await expect(server.ctx.registry.getUpload('someone-else', upload.id)).rejects.toMatchObject({ code: 'upload_not_found' });
+    await expect(server.ctx.registry.getUpload('someone-else', upload.id)).rejects.toMatchObject({
+      code: 'upload_not_found',
+    });
     await expect(
-      server.ctx.registry.writePart('someone-else', upload.id, 0, 0, 100, (async function* () {
-        yield data;
-      })()),
+      server.ctx.registry.writePart(
+        'someone-else',
+        upload.id,
+        0,
+        0,
+        100,
+        (async function* () {
+          yield data;
+        })(),
+      ),
     ).rejects.toMatchObject({ code: 'upload_not_found' });
   });
 });

@@ -15,7 +15,11 @@ const files = [
   { path: 'b.bin', data: randomBytes(9 * 1024 * 1024) },
 ];
 
-async function download(s: TestServer, path: string, version = '1'): Promise<{ status: number; body: Buffer | null }> {
+async function download(
+  s: TestServer,
+  path: string,
+  version = '1',
+): Promise<{ status: number; body: Buffer | null }> {
   const res = await s.api(`/api/v1/projects/p/artifacts/m/versions/${version}/file?path=${path}`);
   if (res.status !== 200) return { status: res.status, body: null };
   try {
@@ -28,7 +32,8 @@ async function download(s: TestServer, path: string, version = '1'): Promise<{ s
 async function blobFiles(dir: string): Promise<string[]> {
   const root = join(dir, 'blobs', 'blobs');
   const out: string[] = [];
-  for (const shard of await readdir(root)) for (const name of await readdir(join(root, shard))) out.push(join(root, shard, name));
+  for (const shard of await readdir(root))
+    for (const name of await readdir(join(root, shard))) out.push(join(root, shard, name));
   return out;
 }
 
@@ -37,7 +42,10 @@ beforeAll(async () => {
   masterKey = randomBytes(32).toString('hex');
   server = await startTestServer({ dataDir, masterKey });
   await server.api('/api/v1/projects', { method: 'POST', json: { name: 'p' } });
-  expect((await pushFiles(server, { project: 'p', artifact: 'm', version: '1' }, files, { metadata: { k: 'v' } })).status).toBe(201);
+  expect(
+    (await pushFiles(server, { project: 'p', artifact: 'm', version: '1' }, files, { metadata: { k: 'v' } }))
+      .status,
+  ).toBe(201);
 });
 afterAll(async () => {
   await server.close();
@@ -49,17 +57,25 @@ describe('key rotation', () => {
     const before = (await (await server.api('/api/v1/keys')).json()) as { current: number };
     const res = await server.api('/api/v1/keys/rotate', { method: 'POST' });
     expect(res.status).toBe(200);
-    const rotated = (await res.json()) as { kekVersion: number; rewrapped: number; destroyedVersions: number[] };
+    const rotated = (await res.json()) as {
+      kekVersion: number;
+      rewrapped: number;
+      destroyedVersions: number[];
+    };
     expect(rotated.kekVersion).toBe(before.current + 1);
     expect(rotated.rewrapped).toBe(3); // two blobs' DEKs and the metadata DEK
     expect(rotated.destroyedVersions).toEqual([before.current]);
-    const keys = (await (await server.api('/api/v1/keys')).json()) as { versions: { version: number; state: string; dataKeys: number }[] };
+    const keys = (await (await server.api('/api/v1/keys')).json()) as {
+      versions: { version: number; state: string; dataKeys: number }[];
+    };
     expect(keys.versions).toEqual([
       expect.objectContaining({ version: before.current, state: 'destroyed', dataKeys: 0 }),
       expect.objectContaining({ version: rotated.kekVersion, state: 'current', dataKeys: 3 }),
     ]);
     for (const f of files) expect(sha256((await download(server, f.path)).body!)).toBe(sha256(f.data));
-    const detail = (await (await server.api('/api/v1/projects/p/artifacts/m/versions/1')).json()) as { metadata: unknown };
+    const detail = (await (await server.api('/api/v1/projects/p/artifacts/m/versions/1')).json()) as {
+      metadata: unknown;
+    };
     expect(detail.metadata).toEqual({ k: 'v' });
   });
 
@@ -72,8 +88,13 @@ describe('key rotation', () => {
     await server.close();
     server = await startTestServer({ dataDir, masterKey });
     expect(await server.ctx.keys.rewrapPending()).toBe(false);
-    const listed = (await (await server.api('/api/v1/keys')).json()) as { current: number; versions: { state: string; dataKeys: number }[] };
-    expect(listed.versions.filter((v) => v.state !== 'destroyed')).toEqual([expect.objectContaining({ state: 'current', dataKeys: 3 })]);
+    const listed = (await (await server.api('/api/v1/keys')).json()) as {
+      current: number;
+      versions: { state: string; dataKeys: number }[];
+    };
+    expect(listed.versions.filter((v) => v.state !== 'destroyed')).toEqual([
+      expect.objectContaining({ state: 'current', dataKeys: 3 }),
+    ]);
     for (const f of files) expect(sha256((await download(server, f.path)).body!)).toBe(sha256(f.data));
   });
 

@@ -8,7 +8,9 @@ let server: TestServer;
 
 beforeAll(async () => {
   server = await startTestServer();
-  expect((await server.api('/api/v1/projects', { method: 'POST', json: { name: 'vision' } })).status).toBe(201);
+  expect((await server.api('/api/v1/projects', { method: 'POST', json: { name: 'vision' } })).status).toBe(
+    201,
+  );
 });
 afterAll(() => server.close());
 
@@ -30,7 +32,10 @@ async function listStaging(): Promise<string[]> {
 describe('push, list, show, pull', () => {
   const files = [
     { path: 'config.json', data: Buffer.from(JSON.stringify({ layers: 50, note: MARKER })) },
-    { path: 'weights/model.bin', data: Buffer.concat([randomBytes(9 * 1024 * 1024 + 77), Buffer.from(MARKER)]) },
+    {
+      path: 'weights/model.bin',
+      data: Buffer.concat([randomBytes(9 * 1024 * 1024 + 77), Buffer.from(MARKER)]),
+    },
     { path: 'weights/empty.bin', data: Buffer.alloc(0) },
     { path: 'tokenizer/vocab.txt', data: Buffer.from(`${MARKER}\nhello\nworld\n`.repeat(5000)) },
   ];
@@ -42,15 +47,26 @@ describe('push, list, show, pull', () => {
       metadata: { dataset: 'imagenet', secret: MARKER, lr: 0.01 },
     });
     expect(res.status).toBe(201);
-    const detail = (await res.json()) as { version: { state: string; fileCount: number; manifestDigest: string }; files: { path: string; sha256: string; size: number }[]; metadata: unknown };
+    const detail = (await res.json()) as {
+      version: { state: string; fileCount: number; manifestDigest: string };
+      files: { path: string; sha256: string; size: number }[];
+      metadata: unknown;
+    };
     expect(detail.version.state).toBe('available');
     expect(detail.version.fileCount).toBe(4);
     expect(detail.version.manifestDigest).toMatch(/^[0-9a-f]{64}$/);
-    expect(detail.files.map((f) => f.path)).toEqual(['config.json', 'tokenizer/vocab.txt', 'weights/empty.bin', 'weights/model.bin']);
+    expect(detail.files.map((f) => f.path)).toEqual([
+      'config.json',
+      'tokenizer/vocab.txt',
+      'weights/empty.bin',
+      'weights/model.bin',
+    ]);
     expect(detail.metadata).toEqual({ dataset: 'imagenet', secret: MARKER, lr: 0.01 });
 
     for (const f of files) {
-      const got = await server.api(`/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=${encodeURIComponent(f.path)}`);
+      const got = await server.api(
+        `/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=${encodeURIComponent(f.path)}`,
+      );
       expect(got.status).toBe(200);
       expect(got.headers.get('etag')).toBe(`"sha256:${sha256(f.data)}"`);
       const body = Buffer.from(await got.arrayBuffer());
@@ -61,9 +77,15 @@ describe('push, list, show, pull', () => {
   });
 
   it('lists the artifact and its versions', async () => {
-    const artifacts = (await (await server.api('/api/v1/projects/vision/artifacts')).json()) as { items: { name: string; kind: string; sensitivity: string }[] };
-    expect(artifacts.items).toContainEqual(expect.objectContaining({ name: 'resnet', kind: 'model', sensitivity: 'confidential' }));
-    const versions = (await (await server.api('/api/v1/projects/vision/artifacts/resnet/versions')).json()) as { items: { version: string }[] };
+    const artifacts = (await (await server.api('/api/v1/projects/vision/artifacts')).json()) as {
+      items: { name: string; kind: string; sensitivity: string }[];
+    };
+    expect(artifacts.items).toContainEqual(
+      expect.objectContaining({ name: 'resnet', kind: 'model', sensitivity: 'confidential' }),
+    );
+    const versions = (await (
+      await server.api('/api/v1/projects/vision/artifacts/resnet/versions')
+    ).json()) as { items: { version: string }[] };
     expect(versions.items.map((v) => v.version)).toEqual(['1.0.0']);
   });
 
@@ -75,25 +97,37 @@ describe('push, list, show, pull', () => {
       [100_000, 5_000_000],
       [data.length - 10, data.length - 1],
     ] as const) {
-      const got = await server.api(`/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=weights/model.bin`, {
-        headers: { range: `bytes=${start}-${end}` },
-      });
+      const got = await server.api(
+        `/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=weights/model.bin`,
+        {
+          headers: { range: `bytes=${start}-${end}` },
+        },
+      );
       expect(got.status).toBe(206);
       expect(got.headers.get('content-range')).toBe(`bytes ${start}-${end}/${data.length}`);
       expect(Buffer.from(await got.arrayBuffer()).equals(data.subarray(start, end + 1))).toBe(true);
     }
-    const suffix = await server.api(`/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=config.json`, {
-      headers: { range: 'bytes=-5' },
-    });
+    const suffix = await server.api(
+      `/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=config.json`,
+      {
+        headers: { range: 'bytes=-5' },
+      },
+    );
     expect(Buffer.from(await suffix.arrayBuffer()).equals(files[0]!.data.subarray(-5))).toBe(true);
-    const outside = await server.api(`/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=config.json`, {
-      headers: { range: `bytes=${10 ** 9}-` },
-    });
+    const outside = await server.api(
+      `/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=config.json`,
+      {
+        headers: { range: `bytes=${10 ** 9}-` },
+      },
+    );
     expect(outside.status).toBe(416);
     expect(((await outside.json()) as { code: string }).code).toBe('range_not_satisfiable');
-    const malformed = await server.api(`/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=config.json`, {
-      headers: { range: 'bytes=abc' },
-    });
+    const malformed = await server.api(
+      `/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=config.json`,
+      {
+        headers: { range: 'bytes=abc' },
+      },
+    );
     expect(malformed.status).toBe(400);
   });
 
@@ -111,20 +145,28 @@ describe('push, list, show, pull', () => {
 
   it('data files are private to the server user', async () => {
     for await (const path of walk(server.dataDir)) {
-      if (path.includes('blb_') || path.endsWith('admin.token')) expect((await stat(path)).mode & 0o077).toBe(0);
+      if (path.includes('blb_') || path.endsWith('admin.token'))
+        expect((await stat(path)).mode & 0o077).toBe(0);
     }
   });
 
   it('a version is immutable: pushing it again is a conflict', async () => {
-    const res = await pushFiles(server, { project: 'vision', artifact: 'resnet', version: '1.0.0' }, [{ path: 'x', data: Buffer.from('x') }]);
+    const res = await pushFiles(server, { project: 'vision', artifact: 'resnet', version: '1.0.0' }, [
+      { path: 'x', data: Buffer.from('x') },
+    ]);
     expect(res.status).toBe(409);
     expect(((await res.json()) as { code: string }).code).toBe('version_exists');
   });
 
   it('a push that names another kind or sensitivity for an existing artifact is refused', async () => {
-    const res = await pushFiles(server, { project: 'vision', artifact: 'resnet', version: '2.0.0' }, [{ path: 'x', data: Buffer.from('x') }], {
-      kind: 'dataset',
-    });
+    const res = await pushFiles(
+      server,
+      { project: 'vision', artifact: 'resnet', version: '2.0.0' },
+      [{ path: 'x', data: Buffer.from('x') }],
+      {
+        kind: 'dataset',
+      },
+    );
     expect(res.status).toBe(409);
     expect(((await res.json()) as { code: string }).code).toBe('artifact_conflict');
   });
@@ -141,7 +183,8 @@ describe('concurrency (I3)', () => {
     const statuses = results.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
     expect(statuses.filter((s) => s === 409)).toHaveLength(7);
-    for (const r of results.filter((r) => r.status === 409)) expect(((await r.json()) as { code: string }).code).toBe('version_exists');
+    for (const r of results.filter((r) => r.status === 409))
+      expect(((await r.json()) as { code: string }).code).toBe('version_exists');
   });
 });
 
@@ -155,7 +198,13 @@ describe('uploads that go wrong leave nothing behind', () => {
     return (await res.json()) as { id: string; parts: { index: number; size: number; received: number }[] };
   }
 
-  const put = (id: string, index: number, offset: number, body: Buffer, headers: Record<string, string> = {}) =>
+  const put = (
+    id: string,
+    index: number,
+    offset: number,
+    body: Buffer,
+    headers: Record<string, string> = {},
+  ) =>
     server.api(`/api/v1/uploads/${id}/parts/${index}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/octet-stream', 'upload-offset': String(offset), ...headers },
@@ -172,7 +221,13 @@ describe('uploads that go wrong leave nothing behind', () => {
     expect((await server.api('/api/v1/projects/vision/artifacts/bad/versions/digest')).status).toBe(404);
     expect(await listStaging()).toEqual([]);
     // The reservation is gone, so the version can be pushed correctly now.
-    expect((await pushFiles(server, { project: 'vision', artifact: 'bad', version: 'digest' }, [{ path: 'f.bin', data: declared }])).status).toBe(201);
+    expect(
+      (
+        await pushFiles(server, { project: 'vision', artifact: 'bad', version: 'digest' }, [
+          { path: 'f.bin', data: declared },
+        ])
+      ).status,
+    ).toBe(201);
   });
 
   it('a chunk at the wrong offset gets 409 with the durable offset', async () => {
@@ -224,7 +279,9 @@ describe('uploads that go wrong leave nothing behind', () => {
     expect(res.status).toBe(409);
     expect(((await res.json()) as { code: string }).code).toBe('upload_incomplete');
     expect((await server.api('/api/v1/projects/vision/artifacts/bad/versions/early')).status).toBe(404);
-    const listed = (await (await server.api('/api/v1/projects/vision/artifacts/bad/versions')).json()) as { items: { version: string }[] };
+    const listed = (await (await server.api('/api/v1/projects/vision/artifacts/bad/versions')).json()) as {
+      items: { version: string }[];
+    };
     expect(listed.items.map((v) => v.version)).not.toContain('early');
   });
 
@@ -260,7 +317,9 @@ describe('uploads that go wrong leave nothing behind', () => {
       const res = await server.api(path);
       expect(res.status).toBe(404);
     }
-    const res = await server.api('/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=..%2F..%2Fstrongroom.db');
+    const res = await server.api(
+      '/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=..%2F..%2Fstrongroom.db',
+    );
     expect(res.status).toBe(400);
     expect(((await res.json()) as { code: string }).code).toBe('invalid_path');
   });
@@ -283,9 +342,11 @@ describe('uploads that go wrong leave nothing behind', () => {
 
   it('responses never carry storage ids, wrapped keys or token hashes (B4)', async () => {
     const texts = await Promise.all(
-      ['/api/v1/projects/vision/artifacts/resnet/versions/1.0.0', '/api/v1/keys', '/api/v1/projects/vision/artifacts'].map(async (p) =>
-        (await server.api(p)).text(),
-      ),
+      [
+        '/api/v1/projects/vision/artifacts/resnet/versions/1.0.0',
+        '/api/v1/keys',
+        '/api/v1/projects/vision/artifacts',
+      ].map(async (p) => (await server.api(p)).text()),
     );
     for (const text of texts) {
       expect(text).not.toMatch(/blb_|dk_|ver_|wrapped|sha256_token|bootstrap_admin_token/);
@@ -298,11 +359,19 @@ describe('uploads that go wrong leave nothing behind', () => {
       { files: [{ path: 'a', size: 0, sha256: sha256('x') }] },
       { files: [{ path: 'a', size: -1, sha256: sha256('x') }] },
       { files: [{ path: 'a', size: 1, sha256: 'XYZ' }] },
-      { files: [{ path: 'a', size: 1, sha256: sha256('a') }, { path: 'A', size: 1, sha256: sha256('a') }] },
+      {
+        files: [
+          { path: 'a', size: 1, sha256: sha256('a') },
+          { path: 'A', size: 1, sha256: sha256('a') },
+        ],
+      },
       { files: [{ path: 'a', size: 1, sha256: sha256('a') }], metadata: [1, 2] },
     ];
     for (const body of bad) {
-      const res = await server.api('/api/v1/projects/vision/artifacts/manifest/versions/1/uploads', { method: 'POST', json: body });
+      const res = await server.api('/api/v1/projects/vision/artifacts/manifest/versions/1/uploads', {
+        method: 'POST',
+        json: body,
+      });
       expect([400, 422]).toContain(res.status);
     }
   });
@@ -314,18 +383,34 @@ describe('uploads that go wrong leave nothing behind', () => {
 
   it('a file name with quotes, semicolons and non-ASCII is encoded safely in Content-Disposition (C4)', async () => {
     const path = "dir/we'ird;name é.txt";
-    expect((await pushFiles(server, { project: 'vision', artifact: 'names', version: '1' }, [{ path, data: Buffer.from('x') }])).status).toBe(201);
-    const got = await server.api(`/api/v1/projects/vision/artifacts/names/versions/1/file?path=${encodeURIComponent(path)}`);
+    expect(
+      (
+        await pushFiles(server, { project: 'vision', artifact: 'names', version: '1' }, [
+          { path, data: Buffer.from('x') },
+        ])
+      ).status,
+    ).toBe(201);
+    const got = await server.api(
+      `/api/v1/projects/vision/artifacts/names/versions/1/file?path=${encodeURIComponent(path)}`,
+    );
     const header = got.headers.get('content-disposition') ?? '';
-    expect(header).toBe(`attachment; filename="we'ird_name _.txt"; filename*=UTF-8''we%27ird%3Bname%20%C3%A9.txt`);
+    expect(header).toBe(
+      `attachment; filename="we'ird_name _.txt"; filename*=UTF-8''we%27ird%3Bname%20%C3%A9.txt`,
+    );
   });
 });
 
 describe('authentication', () => {
   it('refuses requests without, with a wrong, or with a query-string token (A6)', async () => {
     expect((await fetch(`${server.url}/api/v1/projects`)).status).toBe(401);
-    expect((await fetch(`${server.url}/api/v1/projects`, { headers: { authorization: 'Bearer srt_wrong' } })).status).toBe(401);
-    expect((await fetch(`${server.url}/api/v1/projects`, { headers: { authorization: `Basic ${server.token}` } })).status).toBe(401);
+    expect(
+      (await fetch(`${server.url}/api/v1/projects`, { headers: { authorization: 'Bearer srt_wrong' } }))
+        .status,
+    ).toBe(401);
+    expect(
+      (await fetch(`${server.url}/api/v1/projects`, { headers: { authorization: `Basic ${server.token}` } }))
+        .status,
+    ).toBe(401);
     const viaQuery = await fetch(`${server.url}/api/v1/projects?access_token=${server.token}`);
     expect(viaQuery.status).toBe(401);
     const problem = (await viaQuery.json()) as { code: string; requestId: string };
@@ -341,9 +426,13 @@ describe('authentication', () => {
   });
 
   it('every route declares an action or is on the public allow-list (B5)', () => {
-    const publicRoutes = server.routes.filter((r) => r.public).map((r) => `${r.method} ${r.url}`).sort();
+    const publicRoutes = server.routes
+      .filter((r) => r.public)
+      .map((r) => `${r.method} ${r.url}`)
+      .sort();
     expect(publicRoutes).toEqual(['GET /api/v1/openapi.json', 'GET /healthz', 'GET /metrics', 'GET /readyz']);
-    for (const r of server.routes.filter((r) => !r.public)) expect(r.action, `${r.method} ${r.url}`).toBeTruthy();
+    for (const r of server.routes.filter((r) => !r.public))
+      expect(r.action, `${r.method} ${r.url}`).toBeTruthy();
     expect(server.routes.length).toBeGreaterThanOrEqual(20);
   });
 

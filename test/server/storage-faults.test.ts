@@ -68,7 +68,9 @@ describe('I/O errors injected at every storage operation (I2, N6)', () => {
       expect(completedWithoutFault).toBe(true);
       expect(k).toBeGreaterThan(5);
       // After all that, a normal push still works and collection leaves only what sessions own.
-      expect((await pushFiles(server, { project: 'p', artifact: 'm', version: `${code}-after` }, files)).status).toBe(201);
+      expect(
+        (await pushFiles(server, { project: 'p', artifact: 'm', version: `${code}-after` }, files)).status,
+      ).toBe(201);
       expect(await versionState(`${code}-after`)).toBe('verified');
     });
   }

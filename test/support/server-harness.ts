@@ -33,7 +33,10 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'strongroom-test-')));
   const masterKey = opts.masterKey ?? randomBytes(32).toString('hex');
   const config = loadConfig({ env: {}, overrides: { dataDir, port: 0, logLevel: 'silent', ...opts.config } });
-  const ctx = await createServerContext(config, { env: { STRONGROOM_MASTER_KEY: masterKey }, ...(opts.fsOps ? { fsOps: opts.fsOps } : {}) });
+  const ctx = await createServerContext(config, {
+    env: { STRONGROOM_MASTER_KEY: masterKey },
+    ...(opts.fsOps ? { fsOps: opts.fsOps } : {}),
+  });
   const { app, routes } = await buildApp(ctx, { logger: false });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
@@ -81,10 +84,16 @@ export async function pushFiles(
   files: readonly LocalFile[],
   extra: Record<string, unknown> = {},
 ): Promise<Response> {
-  const created = await server.api(`/api/v1/projects/${ref.project}/artifacts/${ref.artifact}/versions/${ref.version}/uploads`, {
-    method: 'POST',
-    json: { ...extra, files: files.map((f) => ({ path: f.path, size: f.data.length, sha256: sha256(f.data) })) },
-  });
+  const created = await server.api(
+    `/api/v1/projects/${ref.project}/artifacts/${ref.artifact}/versions/${ref.version}/uploads`,
+    {
+      method: 'POST',
+      json: {
+        ...extra,
+        files: files.map((f) => ({ path: f.path, size: f.data.length, sha256: sha256(f.data) })),
+      },
+    },
+  );
   if (created.status !== 201) return created;
   const upload = (await created.json()) as { id: string; parts: { index: number; files: number[] }[] };
   const sorted = [...files].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));

@@ -29,7 +29,15 @@ import type { RegistryService } from '../../registry/registry-service.js';
 import { contentDisposition, parseRange } from '../http-range.js';
 import type { HttpMetrics } from '../metrics.js';
 import { resourceOf } from '../pipeline.js';
-import { artifactView, decodeCursor, pageView, projectView, uploadDetail, versionDetailView, versionView } from '../views.js';
+import {
+  artifactView,
+  decodeCursor,
+  pageView,
+  projectView,
+  uploadDetail,
+  versionDetailView,
+  versionView,
+} from '../views.js';
 
 const errors = { '4xx': { $ref: 'Problem#' }, '5xx': { $ref: 'Problem#' } } as const;
 
@@ -57,7 +65,11 @@ export async function registryRoutes(
       config: { action: 'project:create', resource: resourceOf.organization },
     },
     async (request, reply) => {
-      const project = await registry.createProject(principalOf(request), request.body.name, request.body.description);
+      const project = await registry.createProject(
+        principalOf(request),
+        request.body.name,
+        request.body.description,
+      );
       return reply.code(201).send(projectView(project));
     },
   );
@@ -83,11 +95,20 @@ export async function registryRoutes(
   app.post(
     '/api/v1/projects/:project/artifacts',
     {
-      schema: { tags: ['artifacts'], params: ProjectParams, body: CreateArtifactBody, response: { 201: ArtifactView, ...errors } },
+      schema: {
+        tags: ['artifacts'],
+        params: ProjectParams,
+        body: CreateArtifactBody,
+        response: { 201: ArtifactView, ...errors },
+      },
       config: { action: 'artifact:create', resource: resourceOf.project },
     },
     async (request, reply) => {
-      const { project, artifact } = await registry.createArtifact(principalOf(request), request.params.project, request.body);
+      const { project, artifact } = await registry.createArtifact(
+        principalOf(request),
+        request.params.project,
+        request.body,
+      );
       return reply.code(201).send(artifactView(project, artifact));
     },
   );
@@ -95,11 +116,19 @@ export async function registryRoutes(
   app.get(
     '/api/v1/projects/:project/artifacts',
     {
-      schema: { tags: ['artifacts'], params: ProjectParams, querystring: PageQuery, response: { 200: ArtifactPage, ...errors } },
+      schema: {
+        tags: ['artifacts'],
+        params: ProjectParams,
+        querystring: PageQuery,
+        response: { 200: ArtifactPage, ...errors },
+      },
       config: { action: 'artifact:list', resource: resourceOf.project },
     },
     async (request) => {
-      const { project, page: items } = await registry.listArtifacts(request.params.project, page(request.query));
+      const { project, page: items } = await registry.listArtifacts(
+        request.params.project,
+        page(request.query),
+      );
       return pageView(items, (a) => artifactView(project, a));
     },
   );
@@ -111,7 +140,10 @@ export async function registryRoutes(
       config: { action: 'artifact:read', resource: resourceOf.artifact },
     },
     async (request) => {
-      const { project, artifact } = await registry.getArtifact(request.params.project, request.params.artifact);
+      const { project, artifact } = await registry.getArtifact(
+        request.params.project,
+        request.params.artifact,
+      );
       return artifactView(project, artifact);
     },
   );
@@ -119,11 +151,20 @@ export async function registryRoutes(
   app.patch(
     '/api/v1/projects/:project/artifacts/:artifact',
     {
-      schema: { tags: ['artifacts'], params: ArtifactParams, body: UpdateArtifactBody, response: { 200: ArtifactView, ...errors } },
+      schema: {
+        tags: ['artifacts'],
+        params: ArtifactParams,
+        body: UpdateArtifactBody,
+        response: { 200: ArtifactView, ...errors },
+      },
       config: { action: 'artifact:update', resource: resourceOf.artifact },
     },
     async (request) => {
-      const { project, artifact } = await registry.updateArtifact(request.params.project, request.params.artifact, request.body);
+      const { project, artifact } = await registry.updateArtifact(
+        request.params.project,
+        request.params.artifact,
+        request.body,
+      );
       return artifactView(project, artifact);
     },
   );
@@ -131,11 +172,20 @@ export async function registryRoutes(
   app.get(
     '/api/v1/projects/:project/artifacts/:artifact/versions',
     {
-      schema: { tags: ['versions'], params: ArtifactParams, querystring: PageQuery, response: { 200: VersionPage, ...errors } },
+      schema: {
+        tags: ['versions'],
+        params: ArtifactParams,
+        querystring: PageQuery,
+        response: { 200: VersionPage, ...errors },
+      },
       config: { action: 'version:list', resource: resourceOf.artifact },
     },
     async (request) => {
-      const found = await registry.listVersions(request.params.project, request.params.artifact, page(request.query));
+      const found = await registry.listVersions(
+        request.params.project,
+        request.params.artifact,
+        page(request.query),
+      );
       return pageView(found.page, (v) => versionView(found.project, found.artifact, v));
     },
   );
@@ -189,12 +239,23 @@ export async function registryRoutes(
   app.post(
     '/api/v1/projects/:project/artifacts/:artifact/versions/:version/uploads',
     {
-      schema: { tags: ['uploads'], params: VersionParams, body: CreateUploadBody, response: { 201: UploadView, ...errors } },
+      schema: {
+        tags: ['uploads'],
+        params: VersionParams,
+        body: CreateUploadBody,
+        response: { 201: UploadView, ...errors },
+      },
       config: { action: 'version:create', resource: resourceOf.version },
     },
     async (request, reply) => {
       const { project, artifact, version } = request.params;
-      const upload = await registry.createUpload(principalOf(request), project, artifact, version, request.body);
+      const upload = await registry.createUpload(
+        principalOf(request),
+        project,
+        artifact,
+        version,
+        request.body,
+      );
       return reply.code(201).send(uploadDetail(upload));
     },
   );
@@ -225,12 +286,20 @@ export async function registryRoutes(
       },
       async (request, reply) => {
         const declared = request.headers['content-length'];
-        if (declared === undefined) throw new StrongroomError('length_required', 'a chunk needs a Content-Length header');
+        if (declared === undefined)
+          throw new StrongroomError('length_required', 'a chunk needs a Content-Length header');
         const length = Number(declared);
         const offset = request.headers[UPLOAD_OFFSET_HEADER];
         const body = (request.body ?? request.raw) as AsyncIterable<Buffer>;
         const counted = countBytes(body, (n) => metrics.bytesReceived.inc(n));
-        const result = await registry.writePart(principalOf(request), request.params.upload, request.params.part, offset, length, counted);
+        const result = await registry.writePart(
+          principalOf(request),
+          request.params.upload,
+          request.params.part,
+          offset,
+          length,
+          counted,
+        );
         return reply.header(UPLOAD_OFFSET_HEADER, result.received).send(result);
       },
     );

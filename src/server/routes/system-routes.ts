@@ -13,12 +13,22 @@ const errors = { '4xx': { $ref: 'Problem#' }, '5xx': { $ref: 'Problem#' } } as c
 /** Health, readiness, metrics, the OpenAPI document, the caller's identity and key management. */
 export async function systemRoutes(
   base: FastifyInstance,
-  opts: { store: MetadataStore; blobs: BlobStore; keys: KeyService; metrics: HttpMetrics; openapi: () => unknown },
+  opts: {
+    store: MetadataStore;
+    blobs: BlobStore;
+    keys: KeyService;
+    metrics: HttpMetrics;
+    openapi: () => unknown;
+  },
 ): Promise<void> {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const { store, blobs, keys, metrics } = opts;
 
-  app.get('/healthz', { schema: { tags: ['system'], response: { 200: Health } }, config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    { schema: { tags: ['system'], response: { 200: Health } }, config: { public: true } },
+    async () => ({ status: 'ok' }),
+  );
 
   app.get(
     '/readyz',
@@ -38,7 +48,9 @@ export async function systemRoutes(
     reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 
-  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => opts.openapi());
+  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { public: true } }, async () =>
+    opts.openapi(),
+  );
 
   app.get(
     '/api/v1/whoami',
@@ -46,12 +58,18 @@ export async function systemRoutes(
       schema: { tags: ['identity'], response: { 200: WhoAmI, ...errors } },
       config: { action: 'session:read', resource: resourceOf.organization },
     },
-    async (request) => ({ principal: request.principal?.id ?? '', authMethod: request.principal?.authMethod ?? '' }),
+    async (request) => ({
+      principal: request.principal?.id ?? '',
+      authMethod: request.principal?.authMethod ?? '',
+    }),
   );
 
   app.get(
     '/api/v1/keys',
-    { schema: { tags: ['keys'], response: { 200: KeysView, ...errors } }, config: { action: 'key:read', resource: resourceOf.organization } },
+    {
+      schema: { tags: ['keys'], response: { 200: KeysView, ...errors } },
+      config: { action: 'key:read', resource: resourceOf.organization },
+    },
     async () => {
       const { current, versions } = await keys.listVersions();
       return { current, versions: versions.map((v) => ({ ...v })) };

@@ -587,7 +587,12 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
 
   restartPart(uploadId: UploadId, index: number): Promise<void> {
     return this.query('restartPart', async (db) => {
-      await db.updateTable('upload_parts').set({ received: 0 }).where('upload_id', '=', uploadId).where('idx', '=', index).execute();
+      await db
+        .updateTable('upload_parts')
+        .set({ received: 0 })
+        .where('upload_id', '=', uploadId)
+        .where('idx', '=', index)
+        .execute();
     });
   }
 
