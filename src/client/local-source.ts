@@ -14,6 +14,11 @@ export interface LocalFile {
   /** Identity of the inode that was hashed; a file swapped for another (or for a link) is caught by it. */
   readonly dev: number;
   readonly ino: number;
+  /**
+   * The exact bytes that were hashed, kept for small files (within a total budget) so the upload sends them
+   * without reading the file a second time; what is sent is then exactly what was hashed.
+   */
+  readonly content?: Buffer;
 }
 
 export interface LocalSource {
@@ -21,7 +26,15 @@ export interface LocalSource {
   readonly totalSize: number;
 }
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+const HASH_CONCURRENCY = 16;
+/** Small files keep their hashed bytes in memory for the upload, up to this much in all. */
+const KEEP_FILE_BYTES = 1024 * 1024;
+const KEEP_TOTAL_BYTES = 64 * 1024 * 1024;
+
+interface ContentBudget {
+  remaining: number;
+}
 // O_NOFOLLOW: never open through a link planted after the walk (C1/C3). O_NONBLOCK: a FIFO swapped in after
 // the walk cannot block the open; it is then refused as not a regular file. Both are absent on Windows.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
@@ -64,18 +77,19 @@ async function walk(
   out: Candidate[],
   signal?: AbortSignal,
 ): Promise<void> {
-  for (const name of await readdir(directory)) {
+  // Entry types come from the directory itself (lstat semantics): a link is refused whatever it points at,
+  // inside the tree or out of it. Opening with O_NOFOLLOW later closes the race of a file swapped for a link.
+  for (const entry of await readdir(directory, { withFileTypes: true })) {
     signal?.throwIfAborted();
+    const name = entry.name;
     const absolutePath = path.join(directory, name);
     const relativePath = prefix === '' ? name : `${prefix}/${name}`;
-    // lstat, never stat: a link is refused whatever it points at, inside the tree or out of it.
-    const stats = await lstat(absolutePath);
-    if (stats.isDirectory()) {
+    if (entry.isDirectory()) {
       await walk(absolutePath, relativePath, out, signal);
-    } else if (stats.isFile()) {
+    } else if (entry.isFile()) {
       out.push({ path: parseFilePath(relativePath), absolutePath });
     } else {
-      throw refuseType(relativePath, stats);
+      throw refuseType(relativePath, await lstat(absolutePath));
     }
   }
 }
@@ -136,23 +150,42 @@ export async function* readRange(
   fileSize: number,
   start: number,
 ): AsyncGenerator<Buffer> {
-  let position = start;
-  while (position < fileSize) {
+  // One read is always in flight while the caller hashes or sends the previous chunk.
+  const readAt = (position: number) => {
     const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, fileSize - position));
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    const read = handle
+      .read(buffer, 0, buffer.length, position)
+      .then(({ bytesRead }) => ({ buffer, bytesRead }));
+    // If the consumer stops early, the read still in flight must not become an unhandled rejection.
+    read.catch(() => undefined);
+    return read;
+  };
+  let position = start;
+  let next = position < fileSize ? readAt(position) : undefined;
+  while (next !== undefined) {
+    const { buffer, bytesRead } = await next;
     if (bytesRead === 0) checkUnchangedSize(relativePath, fileSize, position);
     position += bytesRead;
+    next = position < fileSize ? readAt(position) : undefined;
     yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
   }
 }
 
-async function hashFile(candidate: Candidate, signal?: AbortSignal): Promise<LocalFile> {
+async function hashFile(
+  candidate: Candidate,
+  budget: ContentBudget,
+  signal?: AbortSignal,
+): Promise<LocalFile> {
   const { handle, stats } = await openLocalFile(candidate.path, candidate.absolutePath);
   try {
     const hash = createHash('sha256');
+    const keep = stats.size <= KEEP_FILE_BYTES && budget.remaining >= stats.size;
+    if (keep) budget.remaining -= stats.size;
+    const chunks: Buffer[] = [];
     for await (const chunk of readRange(handle, candidate.path, stats.size, 0)) {
       signal?.throwIfAborted();
       hash.update(chunk);
+      if (keep) chunks.push(chunk);
     }
     // stat before and after: a file that grew or shrank while it was hashed has no single digest.
     checkUnchangedSize(candidate.path, stats.size, (await handle.stat()).size);
@@ -163,6 +196,9 @@ async function hashFile(candidate: Candidate, signal?: AbortSignal): Promise<Loc
       sha256: hash.digest('hex'),
       dev: stats.dev,
       ino: stats.ino,
+      ...(keep
+        ? { content: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, stats.size) }
+        : {}),
     };
   } finally {
     await handle.close();
@@ -197,6 +233,17 @@ export async function scanLocalSource(source: string, signal?: AbortSignal): Pro
   candidates.sort((a, b) => compareBytes(a.path, b.path));
   checkManifestPaths(candidates.map((c) => c.path));
   const files: LocalFile[] = [];
-  for (const candidate of candidates) files.push(await hashFile(candidate, signal));
+  // A few files hashed at once: a directory of many small files is bound by open/read/close latency.
+  const hashed: LocalFile[] = new Array<LocalFile>(candidates.length);
+  const budget: ContentBudget = { remaining: KEEP_TOTAL_BYTES };
+  let next = 0;
+  const worker = async () => {
+    while (next < candidates.length) {
+      const index = next++;
+      hashed[index] = await hashFile(candidates[index] as Candidate, budget, signal);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, candidates.length) }, worker));
+  files.push(...hashed);
   return { files, totalSize: files.reduce((sum, f) => sum + f.size, 0) };
 }

@@ -33,6 +33,7 @@ import { ApiError, apiErrorFromResponse } from './api-error.js';
 import { ConnectionError, describeNetworkCause } from './connection-error.js';
 import { pullVersion, type PullOptions, type PullResult } from './pull-version.js';
 import { pushVersion, type PushOptions } from './push-version.js';
+import { nodeRequest, type NodeResponse } from './node-transport.js';
 
 export interface StrongroomClientOptions {
   /** Base URL of the server, such as `https://registry.example.com`; a path prefix is kept. */
@@ -188,6 +189,8 @@ export class StrongroomClient {
   readonly #basePath: string;
   readonly #token: string | undefined;
   readonly #fetch: typeof fetch;
+  /** No fetch was injected: bulk bytes go over node:http(s) (see node-transport.ts). */
+  readonly #native: boolean;
   readonly #userAgent: string;
 
   constructor(options: StrongroomClientOptions) {
@@ -202,6 +205,7 @@ export class StrongroomClient {
     }
     this.#token = options.token;
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#native = options.fetch === undefined;
     this.#userAgent =
       options.userAgent ?? `strongroom-client/${CLIENT_VERSION} node/${process.versions.node}`;
   }
@@ -278,25 +282,29 @@ export class StrongroomClient {
     const filePath = parseFilePath(options.path);
     const headers: Record<string, string> = { accept: '*/*' };
     if (options.range !== undefined) headers['range'] = checkByteRange(options.range);
-    const response = await this.#send('GET', `${this.#versionPath(options)}/file`, {
+    const response = await this.#sendBulk('GET', `${this.#versionPath(options)}/file`, {
       query: { path: filePath },
       headers,
       signal: options.signal,
     });
-    if (!response.ok) throw await apiErrorFromResponse(response);
+    if (!(response instanceof Response) && (response.status < 200 || response.status > 299)) {
+      throw await apiErrorFromResponse(await response.toResponse());
+    }
+    if (response instanceof Response && !response.ok) throw await apiErrorFromResponse(response);
     const lengthHeader = response.headers.get('content-length');
     const length = lengthHeader === null ? Number.NaN : Number(lengthHeader);
-    const body =
-      response.body === null
+    const body = !(response instanceof Response)
+      ? response.body
+      : response.body === null
         ? Readable.from([])
         : Readable.fromWeb(response.body as unknown as NodeReadableStream<Uint8Array>);
     return {
       status: response.status,
       body,
       contentLength: Number.isSafeInteger(length) && length >= 0 ? length : undefined,
-      contentRange: optionalHeader(response, 'content-range'),
-      etag: optionalHeader(response, 'etag'),
-      requestId: optionalHeader(response, 'x-request-id'),
+      contentRange: response.headers.get('content-range') ?? undefined,
+      etag: response.headers.get('etag') ?? undefined,
+      requestId: response.headers.get('x-request-id') ?? undefined,
     };
   }
 
@@ -310,18 +318,25 @@ export class StrongroomClient {
     return this.#json('GET', `/api/v1/uploads/${segment(checkUploadId(uploadId))}`, { signal });
   }
 
-  uploadPart(uploadId: string, part: number, options: UploadPartOptions): Promise<PartProgress> {
+  async uploadPart(uploadId: string, part: number, options: UploadPartOptions): Promise<PartProgress> {
     if (!Number.isSafeInteger(part) || part < 0)
       throw new StrongroomError('invalid_request', 'part index must be >= 0');
-    return this.#json('PUT', `/api/v1/uploads/${segment(checkUploadId(uploadId))}/parts/${part}`, {
-      body: options.body,
-      headers: {
-        'content-type': 'application/octet-stream',
-        'content-length': String(options.length),
-        [UPLOAD_OFFSET_HEADER]: String(options.offset),
+    const answer = await this.#sendBulk(
+      'PUT',
+      `/api/v1/uploads/${segment(checkUploadId(uploadId))}/parts/${part}`,
+      {
+        body: options.body,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(options.length),
+          [UPLOAD_OFFSET_HEADER]: String(options.offset),
+        },
+        signal: options.signal,
       },
-      signal: options.signal,
-    });
+    );
+    const response = answer instanceof Response ? answer : await answer.toResponse();
+    if (!response.ok) throw await apiErrorFromResponse(response);
+    return (await response.json()) as PartProgress;
   }
 
   commitUpload(uploadId: string, signal?: AbortSignal): Promise<VersionDetail> {
@@ -408,24 +423,45 @@ export class StrongroomClient {
     }
   }
 
-  async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
+  #prepare(path: string, options: RequestOptions): { url: URL; headers: Record<string, string> } {
     const url = new URL(this.#base.href);
     url.pathname = `${this.#basePath}${path}`;
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const headers = new Headers({
+    const headers: Record<string, string> = {
       accept: 'application/json, application/problem+json',
       'user-agent': this.#userAgent,
-    });
-    if (this.#token !== undefined) headers.set('authorization', `Bearer ${this.#token}`);
-    for (const [key, value] of Object.entries(options.headers ?? {})) headers.set(key, value);
+    };
+    if (this.#token !== undefined) headers['authorization'] = `Bearer ${this.#token}`;
+    for (const [key, value] of Object.entries(options.headers ?? {})) headers[key.toLowerCase()] = value;
+    return { url, headers };
+  }
+
+  /** Bulk transfers: node:http(s) when no fetch was injected, else the injected fetch. */
+  async #sendBulk(method: string, path: string, options: RequestOptions): Promise<NodeResponse | Response> {
+    if (!this.#native) return this.#send(method, path, options);
+    const { url, headers } = this.#prepare(path, options);
+    try {
+      return await nodeRequest(url, { method, headers, body: options.body, signal: options.signal });
+    } catch (err) {
+      if (options.signal?.aborted === true) throw options.signal.reason;
+      throw new ConnectionError(`cannot reach ${this.#base.origin}: ${describeNetworkCause(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
+    const prepared = this.#prepare(path, options);
+    const url = prepared.url;
+    const headers = new Headers(prepared.headers);
     let body: RequestInit['body'];
     if (options.json !== undefined) {
       headers.set('content-type', 'application/json');
       body = JSON.stringify(options.json);
     } else if (options.body !== undefined) {
-      body = options.body;
+      body = options.body as RequestInit['body'];
     }
     const streaming = body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array);
     let response: Response;

@@ -73,6 +73,9 @@ const CONTROL_OR_BACKTICK = /[\u0000-\u001f\u007f`]/g;
 /** Quote user input for an error message: backticks, control characters escaped, length bounded. */
 export function quote(input: string, max = 80): string {
   const clipped = input.length > max ? `${input.slice(0, max)}…` : input;
-  const safe = clipped.replace(CONTROL_OR_BACKTICK, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const safe = clipped.replace(
+    CONTROL_OR_BACKTICK,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
   return `\`${safe}\``;
 }

@@ -23,6 +23,22 @@ export function gcmSeal(key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buff
 }
 
 /**
+ * The same AES-256-GCM encryption over plaintext given in pieces, returning the ciphertext pieces followed by
+ * the tag, so a hot path can hand them to a vectored write without copying them into one buffer.
+ */
+export function gcmSealParts(key: Buffer, nonce: Buffer, aad: Buffer, pieces: readonly Buffer[]): Buffer[] {
+  checkSizes(key, nonce);
+  const cipher = createCipheriv(ALGORITHM, key, nonce, { authTagLength: GCM_TAG_SIZE });
+  cipher.setAAD(aad);
+  const out: Buffer[] = [];
+  for (const piece of pieces) out.push(cipher.update(piece));
+  const tail = cipher.final();
+  if (tail.length > 0) out.push(tail);
+  out.push(cipher.getAuthTag());
+  return out;
+}
+
+/**
  * AES-256-GCM decryption (NIST SP 800-38D) of `ciphertext || tag`; throws `integrity_error` naming `subject` on
  * any authentication failure, and returns plaintext only after the tag has verified (no release of unverified
  * plaintext).

@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 
 import { StrongroomError } from '../core/errors.js';
-import { AES256_KEY_SIZE, GCM_NONCE_SIZE, GCM_TAG_SIZE, gcmOpen, gcmSeal } from './aes-gcm.js';
+import { AES256_KEY_SIZE, GCM_NONCE_SIZE, GCM_TAG_SIZE, gcmOpen, gcmSeal, gcmSealParts } from './aes-gcm.js';
 import { hkdfSha256 } from './hkdf-sha256.js';
 
 /*
@@ -203,6 +203,22 @@ export class SegmentCipher {
       );
     }
     return gcmSeal(this.#key, this.#nonce(index), this.#aad, plaintext);
+  }
+
+  /**
+   * Seals one segment whose plaintext arrives in pieces (STREAM encryption, as `encryptSegment`): returns the
+   * ciphertext pieces then the tag, to be written in that order, with no copy of the plaintext into one buffer.
+   */
+  encryptSegmentParts(index: number, pieces: readonly Buffer[]): Buffer[] {
+    const expected = this.plaintextLengthOf(index);
+    const length = pieces.reduce((sum, p) => sum + p.length, 0);
+    if (length !== expected) {
+      throw new StrongroomError(
+        'invalid_request',
+        `segment ${index} must hold ${expected} plaintext bytes, got ${length}`,
+      );
+    }
+    return gcmSealParts(this.#key, this.#nonce(index), this.#aad, pieces);
   }
 
   /** Opens one segment (STREAM decryption, threats G1-G2); wrong length or failed tag is an `integrity_error`. */

@@ -142,7 +142,10 @@ export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = 
   const metrics = createMetrics();
   app.addSchema({ ...Problem, $id: 'Problem' });
   await app.register(swagger, {
-    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _base, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
     openapi: {
       openapi: '3.1.0',
       info: {

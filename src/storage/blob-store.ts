@@ -38,8 +38,8 @@ export interface BlobStore {
 }
 
 export interface StagingWriter {
-  /** Appends bytes; resolves when the bytes are handed to the backend (not yet durable). */
-  write(chunk: Buffer): Promise<void>;
+  /** Appends bytes (one buffer, or several in order); resolves when handed to the backend (not yet durable). */
+  write(chunk: Buffer | readonly Buffer[]): Promise<void>;
   /**
    * Makes everything written durable and closes; resolves to the durable length. A failed sync is final: the
    * writer is unusable and the bytes are treated as lost (N6, no retry-and-acknowledge after a failed fsync).

@@ -9,7 +9,10 @@ describe('OpenAPI document', () => {
   });
 
   it('describes every authenticated route, and problem+json errors', async () => {
-    const doc = JSON.parse(await generateOpenApi()) as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const doc = JSON.parse(await generateOpenApi()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining([
@@ -19,6 +22,8 @@ describe('OpenAPI document', () => {
         '/api/v1/keys/rotate',
       ]),
     );
-    expect(Object.keys(doc.paths['/api/v1/uploads/{upload}/commit']!.post!.responses)).toEqual(expect.arrayContaining(['201', '4XX', '5XX']));
+    expect(Object.keys(doc.paths['/api/v1/uploads/{upload}/commit']!.post!.responses)).toEqual(
+      expect.arrayContaining(['201', '4XX', '5XX']),
+    );
   });
 });

@@ -8,7 +8,7 @@ import { nodeFsOps, type FsEntry, type FsFileHandle, type FsOps, type FsStat } f
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
-const READ_CHUNK = 64 * 1024;
+const READ_CHUNK = 1024 * 1024;
 const SHARD = /^[0-9a-f]{2}$/;
 
 /**
@@ -288,10 +288,11 @@ class FsStagingWriter implements StagingWriter {
     this.#hooks = hooks;
   }
 
-  write(chunk: Buffer): Promise<void> {
+  write(chunk: Buffer | readonly Buffer[]): Promise<void> {
     return this.#serial(async () => {
       this.#assertOpen();
-      if (chunk.length === 0) return;
+      const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.reduce((sum, b) => sum + b.length, 0);
+      if (length === 0) return;
       this.#dirty = true;
       try {
         await this.#handle.write(chunk);
@@ -299,7 +300,7 @@ class FsStagingWriter implements StagingWriter {
         await this.#fail();
         throw fsFailure('write staging blob', this.#id, err);
       }
-      this.#length += chunk.length;
+      this.#length += length;
     });
   }
 

@@ -26,8 +26,8 @@ export interface FsOps {
 export type OpenMode = 'read' | 'append' | 'create' | 'createExclusive';
 
 export interface FsFileHandle {
-  /** Writes every byte of `data` at the end of the file. */
-  write(data: Buffer): Promise<void>;
+  /** Writes every byte of `data` (one buffer, or several in order with one vectored write) at the end of the file. */
+  write(data: Buffer | readonly Buffer[]): Promise<void>;
   /** Reads into `buffer` from `position`; resolves to the number of bytes read, 0 at the end of the file. */
   read(buffer: Buffer, position: number): Promise<number>;
   datasync(): Promise<void>;
@@ -94,9 +94,17 @@ function wrapHandle(handle: FileHandle): FsFileHandle {
   return {
     async write(data) {
       // A write may be partial (a full disk, a signal); the rest must follow, or the caller is told.
-      for (let done = 0; done < data.length;) {
-        const { bytesWritten } = await handle.write(data, done, data.length - done, null);
-        done += bytesWritten;
+      let pending: Buffer[] = Buffer.isBuffer(data) ? [data] : [...data];
+      while (pending.length > 0) {
+        let written =
+          pending.length === 1
+            ? (await handle.write(pending[0] as Buffer, 0, (pending[0] as Buffer).length, null)).bytesWritten
+            : (await handle.writev(pending)).bytesWritten;
+        while (pending.length > 0 && written >= (pending[0] as Buffer).length) {
+          written -= (pending[0] as Buffer).length;
+          pending.shift();
+        }
+        if (written > 0 && pending.length > 0) pending[0] = (pending[0] as Buffer).subarray(written);
       }
     },
     async read(buffer, position) {
