@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'strongroom-data/**', 'coverage/**', 'bench/**/*.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'strongroom-data/**', 'coverage/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -95,10 +95,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-function memory(pid: number): Promise<{ rss: number; hwm: number }> {
+function memory(pid: number): Promise<{ rss: number }> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((text) => ({
     rss: Number(/VmRSS:\s+(\d+)/.exec(text)?.[1] ?? 0) * 1024,
-    hwm: Number(/VmHWM:\s+(\d+)/.exec(text)?.[1] ?? 0) * 1024,
   }));
 }
 
@@ -127,32 +126,44 @@ async function pushAndPull(
   tag: string,
   files: readonly string[],
 ) {
-  const before = await memory(pid);
-  let sessionAt = 0;
-  const push = await timed(() =>
-    client.pushVersion({
-      project: 'bench',
-      artifact: 'm',
-      version: tag,
-      source,
-      onSession: () => (sessionAt = performance.now()),
-    }),
-  );
-  const uploadMs = performance.now() - sessionAt;
-  let pulled = 0;
-  const pull = await timed(async () => {
-    for (const path of files) {
-      const download = await client.downloadFile({ project: 'bench', artifact: 'm', version: tag, path });
-      const hash = createHash('sha256');
-      for await (const chunk of download.body) {
-        hash.update(chunk as Buffer);
-        pulled += (chunk as Buffer).length;
-      }
-      hash.digest();
+  let peak = 0;
+  const start = (await memory(pid)).rss;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      peak = Math.max(peak, (await memory(pid)).rss - start);
+      await new Promise((r) => setTimeout(r, 20));
     }
-  });
-  const after = await memory(pid);
-  return { pushMs: push.ms, uploadMs, pullMs: pull.ms, pulled, rssGrowth: after.hwm - before.rss };
+  })();
+  try {
+    let sessionAt = 0;
+    const push = await timed(() =>
+      client.pushVersion({
+        project: 'bench',
+        artifact: 'm',
+        version: tag,
+        source,
+        onSession: () => (sessionAt = performance.now()),
+      }),
+    );
+    const uploadMs = performance.now() - sessionAt;
+    let pulled = 0;
+    const pull = await timed(async () => {
+      for (const path of files) {
+        const download = await client.downloadFile({ project: 'bench', artifact: 'm', version: tag, path });
+        const hash = createHash('sha256');
+        for await (const chunk of download.body) {
+          hash.update(chunk as Buffer);
+          pulled += (chunk as Buffer).length;
+        }
+        hash.digest();
+      }
+    });
+    return { pushMs: push.ms, uploadMs, pullMs: pull.ms, pulled, rssGrowth: peak };
+  } finally {
+    running = false;
+    await sampler;
+  }
 }
 
 async function main(): Promise<void> {

@@ -37,6 +37,8 @@ export interface ServerContext {
   readonly clock: Clock;
   /** The bootstrap admin token, only on the very first start of a data directory. */
   readonly newAdminToken: string | undefined;
+  /** Where the master key came from (a path or the variable's name), and whether it was just created. */
+  readonly masterKey: { readonly origin: string; readonly created: boolean };
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function createServerContext(
       authorizer: bootstrapAuthorizer,
       clock,
       newAdminToken,
+      masterKey: { origin: master.origin, created: master.created },
       close: () => store.close(),
     };
   } catch (err) {

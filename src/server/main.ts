@@ -28,7 +28,13 @@ export async function startServer(opts: StartOptions = {}): Promise<{ url: strin
   gc.unref();
 
   const address = await app.listen({ host: config.host, port: config.port });
-  app.log.info({ dataDir: config.dataDir, kekVersion: ctx.keys.currentVersion }, 'strongroom is serving');
+  app.log.info({ dataDir: config.dataDir, kekVersion: ctx.keys.currentVersion, masterKey: ctx.masterKey.origin }, 'strongroom is serving');
+  if (ctx.masterKey.created) {
+    app.log.warn(
+      { masterKeyFile: ctx.masterKey.origin },
+      'created a new master key inside the data directory; for production keep it elsewhere (docs/encryption.md)',
+    );
+  }
   if (ctx.newAdminToken !== undefined) {
     // Printed once, on purpose, outside the log: the operator needs it and it is never shown again.
     process.stdout.write(

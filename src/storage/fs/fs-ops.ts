@@ -94,7 +94,7 @@ function wrapHandle(handle: FileHandle): FsFileHandle {
   return {
     async write(data) {
       // A write may be partial (a full disk, a signal); the rest must follow, or the caller is told.
-      let pending: Buffer[] = Buffer.isBuffer(data) ? [data] : [...data];
+      const pending: Buffer[] = Buffer.isBuffer(data) ? [data] : [...data];
       while (pending.length > 0) {
         let written =
           pending.length === 1
