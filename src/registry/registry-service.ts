@@ -15,7 +15,7 @@ import type {
   Version,
 } from '../core/domain.js';
 import { StrongroomError, isStrongroomError, quote } from '../core/errors.js';
-import { newId, parseId, type UploadId } from '../core/ids.js';
+import { newId, parseId } from '../core/ids.js';
 import {
   checkManifestPaths,
   parseArtifactName,
@@ -626,5 +626,3 @@ const attempt = (parse: (s: string) => string) => (s: string) => {
 const isProjectName = attempt(parseProjectName);
 const isArtifactName = attempt(parseArtifactName);
 const isVersionTag = attempt(parseVersionTag);
-
-export type { UploadId };

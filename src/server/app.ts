@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Problem } from '../api/schemas.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERROR_CODES } from '../core/errors.js';
@@ -40,6 +40,19 @@ export interface ServerContext {
   /** Where the master key came from (a path or the variable's name), and whether it was just created. */
   readonly masterKey: { readonly origin: string; readonly created: boolean };
   close(): Promise<void>;
+}
+
+const CREDENTIAL_PARAMS = /([?&](?:access_token|token|api_key|key|password)=)[^&]*/gi;
+
+/** The request as logged: no headers at all, and credential-looking query values blanked (A6, G5). */
+function serializeRequest(request: FastifyRequest) {
+  return {
+    method: request.method,
+    url: request.url.replace(CREDENTIAL_PARAMS, '$1[redacted]'),
+    host: request.hostname,
+    remoteAddress: request.ip,
+    ...(request.socket.remotePort !== undefined ? { remotePort: request.socket.remotePort } : {}),
+  };
 }
 
 export const LOG_REDACTIONS = [
@@ -113,13 +126,21 @@ export interface BuiltApp {
 }
 
 /** The Fastify app over a context: pipeline hooks, error mapping, routes, OpenAPI. */
-export async function buildApp(ctx: ServerContext, opts: { logger?: boolean } = {}): Promise<BuiltApp> {
+export async function buildApp(
+  ctx: ServerContext,
+  opts: { logger?: boolean; logStream?: NodeJS.WritableStream } = {},
+): Promise<BuiltApp> {
   const { config } = ctx;
   const app = Fastify({
     logger:
       opts.logger === false
         ? false
-        : { level: config.logLevel, redact: { paths: LOG_REDACTIONS, censor: '[redacted]' } },
+        : {
+            level: config.logLevel,
+            redact: { paths: LOG_REDACTIONS, censor: '[redacted]' },
+            serializers: { req: serializeRequest },
+            ...(opts.logStream ? { stream: opts.logStream } : {}),
+          },
     genReqId: () => randomUUID(),
     bodyLimit: config.limits.maxJsonBodyBytes,
     // Idle sockets are closed; whole-request time is unlimited so a 20 GB upload is not cut off (F1).

@@ -28,7 +28,10 @@ export async function startServer(opts: StartOptions = {}): Promise<{ url: strin
   gc.unref();
 
   const address = await app.listen({ host: config.host, port: config.port });
-  app.log.info({ dataDir: config.dataDir, kekVersion: ctx.keys.currentVersion, masterKey: ctx.masterKey.origin }, 'strongroom is serving');
+  app.log.info(
+    { dataDir: config.dataDir, kekVersion: ctx.keys.currentVersion, masterKey: ctx.masterKey.origin },
+    'strongroom is serving',
+  );
   if (ctx.masterKey.created) {
     app.log.warn(
       { masterKeyFile: ctx.masterKey.origin },

@@ -45,6 +45,11 @@ export interface StagingWriter {
    * writer is unusable and the bytes are treated as lost (N6, no retry-and-acknowledge after a failed fsync).
    */
   commit(): Promise<number>;
+  /**
+   * A hint: start making the bytes written so far durable in the background (optional for a backend). Never
+   * a promise of durability by itself; a background failure makes the next `commit` fail.
+   */
+  writeBackSoon?(): void;
   /** Closes without any durability promise (the bytes may or may not survive). Never throws. */
   abort(): Promise<void>;
 }

@@ -106,6 +106,43 @@ describe('FsBlobStore', () => {
     expect(await readAll(await store.read(id, 0, whole.length - 1))).toEqual(whole);
   });
 
+  it('a failed background write-back fails the commit, even if the final fsync would succeed (N6)', async () => {
+    const { store } = await storeWith((base) => ({
+      ...base,
+      async open(path, mode, permissions) {
+        const handle = await base.open(path, mode, permissions);
+        if (mode !== 'read') return handle;
+        return {
+          ...handle,
+          datasync: async () => {
+            throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+          },
+        };
+      },
+    }));
+    const id = newId('blob');
+    const writer = await store.openStaging(id, 0);
+    for (const chunk of payload) await writer.write(chunk);
+    // Only the write-back descriptor fails; the writer's own final fsync would succeed.
+    writer.writeBackSoon?.();
+    await expectCode(writer.commit(), 'storage_error');
+    await expectCode(store.promote(id), 'storage_error');
+    expect(await store.size(id)).toBeUndefined();
+  });
+
+  it('a background write-back that succeeds changes nothing but timing', async () => {
+    const { store } = await storeWith((base) => base);
+    const id = newId('blob');
+    const writer = await store.openStaging(id, 0);
+    for (const chunk of payload) {
+      await writer.write(chunk);
+      writer.writeBackSoon?.();
+    }
+    expect(await writer.commit()).toBe(whole.length);
+    await store.promote(id);
+    expect(await readAll(await store.read(id, 0, whole.length - 1))).toEqual(whole);
+  });
+
   describe.each<InjectedErrno>(['EIO', 'ENOSPC'])(
     'with %s injected at each mutating operation in turn',
     (code) => {

@@ -26,18 +26,26 @@ export interface TestServerOptions {
   readonly masterKey?: string;
   readonly config?: Record<string, unknown>;
   readonly fsOps?: FsOps;
+  /** Capture the server's JSON log lines here instead of discarding them. */
+  readonly logStream?: NodeJS.WritableStream;
 }
 
 /** A real server on loopback over a temporary data directory (no mocks: SQLite and files on disk). */
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'strongroom-test-')));
   const masterKey = opts.masterKey ?? randomBytes(32).toString('hex');
-  const config = loadConfig({ env: {}, overrides: { dataDir, port: 0, logLevel: 'silent', ...opts.config } });
+  const config = loadConfig({
+    env: {},
+    overrides: { dataDir, port: 0, logLevel: opts.logStream ? 'info' : 'silent', ...opts.config },
+  });
   const ctx = await createServerContext(config, {
     env: { STRONGROOM_MASTER_KEY: masterKey },
     ...(opts.fsOps ? { fsOps: opts.fsOps } : {}),
   });
-  const { app, routes } = await buildApp(ctx, { logger: false });
+  const { app, routes } = await buildApp(
+    ctx,
+    opts.logStream ? { logStream: opts.logStream } : { logger: false },
+  );
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   return {

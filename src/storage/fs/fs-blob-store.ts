@@ -72,9 +72,18 @@ export class FsBlobStore implements BlobStore {
     }
     // The caller resumes from a durable offset, so the bytes before it are trusted again.
     this.#untrusted.delete(blobId);
+    const path = this.#stagingPath(blobId);
     return new FsStagingWriter(blobId, handle, offset, {
       syncDirectory: create ? () => this.#ops.syncDir(this.#staging) : undefined,
       onLost: () => this.#untrusted.add(blobId),
+      writeBack: async () => {
+        const reader = await this.#ops.open(path, 'read', 0o600);
+        try {
+          await reader.datasync();
+        } finally {
+          await closeQuietly(reader);
+        }
+      },
     });
   }
 
@@ -269,6 +278,8 @@ interface WriterHooks {
   readonly syncDirectory: (() => Promise<void>) | undefined;
   /** Called once when the writer fails: its bytes are lost (N6). */
   readonly onLost: () => void;
+  /** fdatasync through a second descriptor, so write-back runs while writes continue on the first. */
+  readonly writeBack: () => Promise<void>;
 }
 
 class FsStagingWriter implements StagingWriter {
@@ -277,6 +288,8 @@ class FsStagingWriter implements StagingWriter {
   readonly #hooks: WriterHooks;
   #length: number;
   #state: 'open' | 'committed' | 'aborted' | 'failed' = 'open';
+  #writeBack: Promise<void> | undefined;
+  #writeBackError: unknown;
   #dirty = false;
   /** Operations run one at a time, in call order, even if a caller forgets to await. */
   #tail: Promise<unknown> = Promise.resolve();
@@ -304,10 +317,29 @@ class FsStagingWriter implements StagingWriter {
     });
   }
 
+  /**
+   * Starts writing back what has been written so far, without waiting, so the disk works while more bytes
+   * arrive and `commit` has little left to flush. A failure here fails the commit: after a failed fsync the
+   * kernel may forget the error, so a later fsync succeeding proves nothing (N6).
+   */
+  writeBackSoon(): void {
+    if (this.#state !== 'open' || this.#writeBack !== undefined) return;
+    this.#writeBack = this.#hooks
+      .writeBack()
+      .catch((err: unknown) => {
+        this.#writeBackError ??= err;
+      })
+      .finally(() => {
+        this.#writeBack = undefined;
+      });
+  }
+
   commit(): Promise<number> {
     return this.#serial(async () => {
       this.#assertOpen();
       try {
+        await this.#writeBack;
+        if (this.#writeBackError !== undefined) throw this.#writeBackError;
         await this.#handle.datasync();
       } catch (err) {
         // N6: a failed fsync may have dropped the dirty pages; a retry could "succeed" without them.
