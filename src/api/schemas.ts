@@ -150,6 +150,19 @@ export const VersionDetail = Type.Object({
 });
 export type VersionDetail = Static<typeof VersionDetail>;
 
+export const DeclaredFileSchema = Type.Object(
+  {
+    path: Type.String({ minLength: 1, maxLength: 4096 }),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Type.Optional({
+      ...Sha256,
+      description: 'lowercase hex SHA-256; when omitted, it must be declared at commit (a single-pass push)',
+    }),
+  },
+  strict,
+);
+export type DeclaredFileBody = Static<typeof DeclaredFileSchema>;
+
 export const CreateUploadBody = Type.Object(
   {
     kind: Type.Optional(ArtifactKindSchema),
@@ -157,11 +170,26 @@ export const CreateUploadBody = Type.Object(
     description: Type.Optional(Description),
     tags: Type.Optional(Tags),
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    files: Type.Array(ManifestEntrySchema, { minItems: 1 }),
+    files: Type.Array(DeclaredFileSchema, { minItems: 1 }),
   },
   strict,
 );
 export type CreateUploadBody = Static<typeof CreateUploadBody>;
+
+export const CommitUploadBody = Type.Object(
+  {
+    files: Type.Optional(
+      Type.Array(
+        Type.Object({ path: Type.String({ minLength: 1, maxLength: 4096 }), sha256: Sha256 }, strict),
+        {
+          description: 'digests of the files whose sha256 was not declared when the session was created',
+        },
+      ),
+    ),
+  },
+  strict,
+);
+export type CommitUploadBody = Static<typeof CommitUploadBody>;
 
 export const UploadPartView = Type.Object({
   index: Type.Integer(),

@@ -56,10 +56,25 @@ export interface ManifestEntry {
  * Where a file's bytes live: a range of one blob's plaintext. Small files share a blob (a pack) so a directory
  * of a thousand files costs one durable write, not a thousand. Never returned to clients (B4).
  */
-export interface StoredFile extends ManifestEntry {
+export interface StoredFile {
   readonly versionId: VersionId;
+  readonly path: string;
+  readonly size: number;
+  /**
+   * The SHA-256 the client declared: when the session was created, or (for a single-pass push) at commit.
+   * Always set once the version is available.
+   */
+  readonly sha256: string | null;
+  /** The SHA-256 the server computed from the bytes it sealed; set once the file's last byte is durable. */
+  readonly computedSha256: string | null;
   readonly blobId: BlobId;
   readonly offset: number;
+}
+
+/** A file's digest, declared or computed. */
+export interface FileDigest {
+  readonly path: string;
+  readonly sha256: string;
 }
 
 /** An envelope-encrypted data key: a random DEK wrapped by a KEK version. Destroying it erases its data. */

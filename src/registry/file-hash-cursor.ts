@@ -1,22 +1,25 @@
 import { createHash, type Hash } from 'node:crypto';
+import type { FileDigest } from '../core/domain.js';
 import { StrongroomError, quote } from '../core/errors.js';
 
 export interface PartFile {
   readonly path: string;
   readonly size: number;
-  readonly sha256: string;
+  /** The declared digest, or null when the client declares it at commit (single-pass push). */
+  readonly sha256: string | null;
   /** Offset of the file's first byte within the part. */
   readonly start: number;
 }
 
 /**
- * Follows a part's plaintext as it is sealed and checks every file's SHA-256 the moment its last byte passes
+ * Follows a part's plaintext as it is sealed and computes every file's SHA-256 the moment its last byte passes
  * (invariant N2, case E6): the server computes the digest; the client's declaration is only what it is
- * compared with.
+ * compared with, at once when it was declared up front, at commit otherwise.
  */
 export class FileHashCursor {
   private fileIndex = 0;
   private hash: Hash = createHash('sha256');
+  private completed: FileDigest[] = [];
 
   /** A cursor at `position`, with `prefix` the bytes of the current file before `position` already fed. */
   private constructor(
@@ -61,7 +64,15 @@ export class FileHashCursor {
     const copy = new FileHashCursor(this.files, this.position);
     copy.fileIndex = this.fileIndex;
     copy.hash = this.hash.copy();
+    copy.completed = [...this.completed];
     return copy;
+  }
+
+  /** Digests of the files completed since the last call (to be recorded once their bytes are durable). */
+  takeCompleted(): FileDigest[] {
+    const done = this.completed;
+    this.completed = [];
+    return done;
   }
 
   /** Feeds plaintext that directly follows everything fed before; throws `digest_mismatch` on a bad file. */
@@ -85,13 +96,14 @@ export class FileHashCursor {
       const file = this.files[this.fileIndex];
       if (!file || this.position < file.start + file.size) return;
       const digest = this.hash.digest('hex');
-      if (digest !== file.sha256) {
+      if (file.sha256 !== null && digest !== file.sha256) {
         throw new StrongroomError(
           'digest_mismatch',
           `file ${quote(file.path)} has sha256 ${digest}, not the declared ${file.sha256}`,
           { details: { path: file.path, expected: file.sha256, actual: digest } },
         );
       }
+      this.completed.push({ path: file.path, sha256: digest });
       this.fileIndex++;
       this.hash = createHash('sha256');
     }

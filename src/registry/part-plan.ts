@@ -1,5 +1,3 @@
-import type { ManifestEntry } from '../core/domain.js';
-
 /** A file at or above this size travels in a part of its own. */
 export const LARGE_FILE_BYTES = 8 * 1024 * 1024;
 /** Small files are packed back to back into parts of at most this size. */
@@ -25,7 +23,7 @@ export function compareUtf8(a: string, b: string): number {
  * Splits a version's files into resumable parts. Packing small files keeps a directory of a thousand files
  * to one durable write (one fsync, one data key) instead of a thousand.
  */
-export function planParts(files: readonly ManifestEntry[]): PlannedPart[] {
+export function planParts(files: readonly { readonly size: number }[]): PlannedPart[] {
   const parts: PlannedPart[] = [];
   let pack: { files: number[]; offsets: number[]; size: number } | undefined;
   const flush = () => {

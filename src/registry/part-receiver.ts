@@ -1,4 +1,5 @@
-import type { UploadPart, UploadSession } from '../core/domain.js';
+import type { FileDigest, UploadPart, UploadSession } from '../core/domain.js';
+import type { VersionId } from '../core/ids.js';
 import { StrongroomError } from '../core/errors.js';
 import {
   HEADER_SIZE,
@@ -59,7 +60,7 @@ export class PartReceiver {
       return { index: part.index, size: part.size, received: part.size, complete: true };
     this.inFlight.add(key);
     try {
-      return await this.receiveLocked(key, part, offset, length, body);
+      return await this.receiveLocked(key, session, part, offset, length, body);
     } finally {
       this.inFlight.delete(key);
     }
@@ -92,6 +93,7 @@ export class PartReceiver {
 
   private async receiveLocked(
     key: string,
+    session: UploadSession,
     part: UploadPart,
     offset: number,
     length: number,
@@ -157,7 +159,7 @@ export class PartReceiver {
       throw err;
     }
 
-    const received = await this.persist(writer, part, out.written);
+    const received = await this.persist(writer, part, out.written, session.versionId, cursor.takeCompleted());
     if (received === part.size) this.cursors.delete(key);
     else this.cursors.set(key, cursor);
     if (bodyError !== undefined) {
@@ -174,7 +176,13 @@ export class PartReceiver {
   }
 
   /** fsync, then record progress: never the other way round (N1, N6). */
-  private async persist(writer: StagingWriter, part: UploadPart, received: number): Promise<number> {
+  private async persist(
+    writer: StagingWriter,
+    part: UploadPart,
+    received: number,
+    versionId: VersionId,
+    digests: readonly FileDigest[],
+  ): Promise<number> {
     try {
       await writer.commit();
     } catch (err) {
@@ -182,8 +190,12 @@ export class PartReceiver {
       this.cursors.delete(`${part.uploadId}:${part.index}`);
       throw err;
     }
-    if (received > part.received) {
-      await this.store.transaction((tx) => tx.setPartReceived(part.uploadId, part.index, received));
+    if (received > part.received || digests.length > 0) {
+      await this.store.transaction(async (tx) => {
+        await tx.setPartReceived(part.uploadId, part.index, received);
+        // The digests of files whose last byte is now durable, for the comparison at commit.
+        if (digests.length > 0) await tx.setComputedDigests(versionId, digests);
+      });
     }
     return received;
   }

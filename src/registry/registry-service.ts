@@ -4,6 +4,7 @@ import type {
   Artifact,
   ArtifactKind,
   Blob,
+  FileDigest,
   ManifestEntry,
   Page,
   PageRequest,
@@ -62,7 +63,14 @@ export interface CreateUploadInput {
   readonly description?: string | undefined;
   readonly tags?: readonly string[] | undefined;
   readonly metadata?: Record<string, unknown> | undefined;
-  readonly files: readonly ManifestEntry[];
+  /** Each file's path and size, and its SHA-256 unless the client declares it at commit (single pass). */
+  readonly files: readonly DeclaredFile[];
+}
+
+export interface DeclaredFile {
+  readonly path: string;
+  readonly size: number;
+  readonly sha256?: string | undefined;
 }
 
 export interface OpenedFile {
@@ -307,8 +315,10 @@ export class RegistryService {
         });
         partRows.push({ uploadId, index, blobId, size: planned.size, received: 0 });
         planned.files.forEach((fileIndex, i) => {
-          const f = files[fileIndex] as ManifestEntry;
-          stored.push({ ...f, versionId, blobId, offset: planned.offsets[i] ?? 0 });
+          const f = files[fileIndex] as PendingFile;
+          // An empty file's digest is known without a byte, even if its part never sees a chunk.
+          const computedSha256 = f.size === 0 ? EMPTY_SHA256 : null;
+          stored.push({ ...f, computedSha256, versionId, blobId, offset: planned.offsets[i] ?? 0 });
         });
       }
       for (const blob of blobRows) await tx.insertBlob(blob);
@@ -325,7 +335,7 @@ export class RegistryService {
     };
   }
 
-  private checkManifest(declared: readonly ManifestEntry[]): ManifestEntry[] {
+  private checkManifest(declared: readonly DeclaredFile[]): PendingFile[] {
     if (declared.length === 0)
       throw new StrongroomError('invalid_request', 'a version needs at least one file');
     if (declared.length > this.limits.maxFiles) {
@@ -337,7 +347,7 @@ export class RegistryService {
     checkManifestPaths(declared.map((f) => f.path));
     let total = 0;
     for (const f of declared) {
-      if (f.size === 0 && f.sha256 !== EMPTY_SHA256) {
+      if (f.size === 0 && f.sha256 !== undefined && f.sha256 !== EMPTY_SHA256) {
         throw new StrongroomError(
           'digest_mismatch',
           `file ${quote(f.path)} is empty, so its sha256 must be ${EMPTY_SHA256}`,
@@ -345,7 +355,7 @@ export class RegistryService {
       }
       if (!Number.isSafeInteger(f.size) || f.size < 0)
         throw new StrongroomError('invalid_request', `file ${quote(f.path)} has an invalid size`);
-      if (!/^[0-9a-f]{64}$/.test(f.sha256))
+      if (f.sha256 !== undefined && !SHA256_HEX.test(f.sha256))
         throw new StrongroomError('invalid_request', `file ${quote(f.path)} needs a lowercase hex sha256`);
       if (f.size > this.limits.maxFileBytes) {
         throw new StrongroomError(
@@ -362,7 +372,7 @@ export class RegistryService {
       );
     }
     return declared
-      .map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 }))
+      .map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 ?? null }))
       .sort((a, b) => compareUtf8(a.path, b.path));
   }
 
@@ -488,8 +498,16 @@ export class RegistryService {
     }
   }
 
-  /** Makes the version available: blobs promoted durably first, then one metadata transaction (N1, N4). */
-  async commitUpload(principal: string, id: string): Promise<VersionDetailModel> {
+  /**
+   * Makes the version available: every file's computed digest checked against the declared one (given up front
+   * or now, in `late`), blobs promoted durably, then one metadata transaction (N1, N2, N4). A mismatch aborts
+   * the whole session, as it does during the upload (E6).
+   */
+  async commitUpload(
+    principal: string,
+    id: string,
+    late: readonly FileDigest[] = [],
+  ): Promise<VersionDetailModel> {
     const session = await this.findSession(this.store, principal, id);
     if (this.commitsInFlight.has(session.id)) {
       throw new StrongroomError('upload_incomplete', 'this upload is already being committed');
@@ -507,16 +525,24 @@ export class RegistryService {
           },
         );
       }
+      const version = await this.store.getVersionById(session.versionId);
+      if (!version) throw uploadNotFound(id);
+      const stored = await this.store.listFiles(version.id);
+      let final: { files: ManifestEntry[]; declaredNow: FileDigest[] };
+      try {
+        final = settleDigests(stored, late);
+      } catch (err) {
+        if (isStrongroomError(err, 'digest_mismatch')) await this.discardUpload(session);
+        throw err;
+      }
       for (const part of parts) {
         if (part.size === 0) await this.receiver.sealEmpty(part);
         await this.blobs.promote(part.blobId);
       }
-      const version = await this.store.getVersionById(session.versionId);
-      if (!version) throw uploadNotFound(id);
-      const files = await this.store.listFiles(version.id);
-      const digest = manifestDigest(files);
+      const digest = manifestDigest(final.files);
       await this.store.transaction(async (tx) => {
         if (!(await tx.getUpload(session.id))) throw uploadNotFound(id);
+        if (final.declaredNow.length > 0) await tx.setDeclaredDigests(version.id, final.declaredNow);
         await tx.markVersionAvailable(version.id, digest, this.now());
         await tx.commitBlobs(session.id);
         await tx.deleteUpload(session.id);
@@ -603,8 +629,75 @@ async function discardRows(
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-function toManifestEntry(f: ManifestEntry): ManifestEntry {
+/** An available version's file as clients see it; its declared digest is always set by then. */
+function toManifestEntry(f: StoredFile): ManifestEntry {
+  if (f.sha256 === null) throw new StrongroomError('internal_error', 'an available file has no digest');
   return { path: f.path, size: f.size, sha256: f.sha256 };
+}
+
+interface PendingFile {
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string | null;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * The final manifest of a commit: each file's expected digest (declared up front, or in `late`) must be given
+ * exactly once and equal the digest the server computed from the sealed bytes.
+ */
+function settleDigests(
+  stored: readonly StoredFile[],
+  late: readonly FileDigest[],
+): { files: ManifestEntry[]; declaredNow: FileDigest[] } {
+  const lateByPath = new Map<string, string>();
+  for (const d of late) {
+    if (lateByPath.has(d.path))
+      throw new StrongroomError('invalid_request', `file ${quote(d.path)} is declared twice`);
+    if (!SHA256_HEX.test(d.sha256)) {
+      throw new StrongroomError('invalid_request', `file ${quote(d.path)} needs a lowercase hex sha256`);
+    }
+    lateByPath.set(d.path, d.sha256);
+  }
+  const files: ManifestEntry[] = [];
+  const declaredNow: FileDigest[] = [];
+  for (const f of stored) {
+    const given = lateByPath.get(f.path);
+    lateByPath.delete(f.path);
+    const expected = f.sha256 ?? given;
+    if (expected === undefined) {
+      throw new StrongroomError(
+        'invalid_request',
+        `file ${quote(f.path)} has no declared sha256; declare it at commit`,
+      );
+    }
+    if (given !== undefined && f.sha256 !== null && given !== f.sha256) {
+      throw new StrongroomError(
+        'digest_mismatch',
+        `file ${quote(f.path)} was declared with two different digests`,
+      );
+    }
+    if (f.computedSha256 === null) {
+      throw new StrongroomError(
+        'upload_incomplete',
+        `file ${quote(f.path)} has not been received completely`,
+      );
+    }
+    if (f.computedSha256 !== expected) {
+      throw new StrongroomError(
+        'digest_mismatch',
+        `file ${quote(f.path)} has sha256 ${f.computedSha256}, not the declared ${expected}`,
+        { details: { path: f.path, expected, actual: f.computedSha256 } },
+      );
+    }
+    if (f.sha256 === null) declaredNow.push({ path: f.path, sha256: expected });
+    files.push({ path: f.path, size: f.size, sha256: expected });
+  }
+  const unknown = [...lateByPath.keys()];
+  if (unknown.length > 0)
+    throw new StrongroomError('invalid_request', `the version has no file ${quote(unknown[0] ?? '')}`);
+  return { files, declaredNow };
 }
 
 function uploadNotFound(id: string): StrongroomError {

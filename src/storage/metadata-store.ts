@@ -3,6 +3,7 @@ import type {
   ArtifactKind,
   Blob,
   DataKey,
+  FileDigest,
   KekRecord,
   Page,
   PageRequest,
@@ -101,6 +102,10 @@ export interface MetadataWriter extends MetadataReader {
   /** Throws `version_exists` when the artifact already has that tag, in any state. */
   insertVersion(version: Version, metadata: SealedValue | null): Promise<void>;
   insertFiles(files: readonly StoredFile[]): Promise<void>;
+  /** Records the digests the server computed for files of a version (by path); other files are unchanged. */
+  setComputedDigests(versionId: VersionId, digests: readonly FileDigest[]): Promise<void>;
+  /** Records digests a client declared late (at commit) for files of a version (by path). */
+  setDeclaredDigests(versionId: VersionId, digests: readonly FileDigest[]): Promise<void>;
   /** `uploading` -> `available`, only from `uploading`; returns false when the version was not uploading. */
   markVersionAvailable(id: VersionId, manifestDigest: string, committedAt: string): Promise<boolean>;
   /** Removes a version with its files and metadata (used when an upload is aborted or expires). */

@@ -329,6 +329,28 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         expect(await store.getFile(version.id, 'F.txt')).toBeUndefined();
       });
 
+      it('records computed and late-declared digests by path, touching only the named files', async () => {
+        const artifact = await seedArtifact();
+        const version = await seedVersion(artifact, '1.0.0', 'uploading');
+        const other = await seedVersion(artifact, '2.0.0', 'uploading');
+        const pending = { ...makeFile(version.id, 'a'), sha256: null };
+        await write((tx) =>
+          tx.insertFiles([pending, makeFile(version.id, 'b'), { ...makeFile(other.id, 'a'), sha256: null }]),
+        );
+        expect(await store.getFile(version.id, 'a')).toEqual(pending);
+        await write((tx) => tx.setComputedDigests(version.id, [{ path: 'a', sha256: '1'.repeat(64) }]));
+        await write((tx) => tx.setDeclaredDigests(version.id, [{ path: 'a', sha256: '2'.repeat(64) }]));
+        expect(await store.getFile(version.id, 'a')).toMatchObject({
+          sha256: '2'.repeat(64),
+          computedSha256: '1'.repeat(64),
+        });
+        expect(await store.getFile(version.id, 'b')).toMatchObject({
+          sha256: 'e'.repeat(64),
+          computedSha256: null,
+        });
+        expect(await store.getFile(other.id, 'a')).toMatchObject({ sha256: null, computedSha256: null });
+      });
+
       it('insertFiles with no files is a no-op, and large batches are stored whole', async () => {
         const version = await seedVersion(await seedArtifact(), '1.0.0');
         await write((tx) => tx.insertFiles([]));
@@ -732,7 +754,15 @@ function makeVersion(artifact: Artifact, tag: string, state: VersionState = 'ava
 }
 
 function makeFile(versionId: VersionId, path: string): StoredFile {
-  return { versionId, path, size: 42, sha256: 'e'.repeat(64), blobId: newId('blob'), offset: 0 };
+  return {
+    versionId,
+    path,
+    size: 42,
+    sha256: 'e'.repeat(64),
+    computedSha256: null,
+    blobId: newId('blob'),
+    offset: 0,
+  };
 }
 
 function makeUpload(versionId: VersionId, expiresAt: string): UploadSession {

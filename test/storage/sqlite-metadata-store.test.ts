@@ -2,6 +2,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
+import { migrationProvider } from '../../src/storage/sqlite/migrations.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StrongroomError } from '../../src/core/errors.js';
 import { newId } from '../../src/core/ids.js';
@@ -165,12 +167,35 @@ describe('SqliteMetadataStore', () => {
     expect(err).toBeInstanceOf(StrongroomError);
   });
 
+  it('0002 keeps the files of a database created by 0001, with their digest as the computed one', async () => {
+    const path = nextPath();
+    const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new BetterSqlite3(path) }) });
+    const migrator = new Migrator({ db, provider: migrationProvider });
+    expect((await migrator.migrateTo('0001_initial')).error).toBeUndefined();
+    await sql`insert into projects (id, name, description, created_at, created_by) values ('prj_x', 'p', '', 't', 'u')`.execute(
+      db,
+    );
+    await sql`insert into artifacts (id, project_id, name, kind, sensitivity, description, tags, owner, created_at, updated_at)
+      values ('art_x', 'prj_x', 'a', 'model', 'internal', '', '[]', 'u', 't', 't')`.execute(db);
+    await sql`insert into versions (id, artifact_id, tag, state, file_count, total_size, created_at, created_by)
+      values ('ver_x', 'art_x', '1', 'available', 1, 3, 't', 'u')`.execute(db);
+    await sql`insert into files (version_id, path, size, sha256, blob_id, "offset")
+      values ('ver_x', 'a.bin', 3, ${'a'.repeat(64)}, 'blb_y', 0)`.execute(db);
+    await db.destroy();
+    const store = await openStore(path);
+    const [file] = await store.listFiles('ver_x' as never);
+    expect(file).toMatchObject({ path: 'a.bin', sha256: 'a'.repeat(64), computedSha256: 'a'.repeat(64) });
+  });
+
   it('migrations are recorded by name', async () => {
     const path = nextPath();
     await openStore(path);
     const raw = new BetterSqlite3(path, { readonly: true });
     try {
-      expect(raw.prepare('select name from kysely_migration').pluck().all()).toEqual(['0001_initial']);
+      expect(raw.prepare('select name from kysely_migration order by name').pluck().all()).toEqual([
+        '0001_initial',
+        '0002_file_digests',
+      ]);
     } finally {
       raw.close();
     }

@@ -5,6 +5,7 @@ import {
   ArtifactPage,
   ArtifactParams,
   ArtifactView,
+  CommitUploadBody,
   CreateArtifactBody,
   CreateProjectBody,
   CreateUploadBody,
@@ -308,11 +309,24 @@ export async function registryRoutes(
   app.post(
     '/api/v1/uploads/:upload/commit',
     {
-      schema: { tags: ['uploads'], params: UploadParams, response: { 201: VersionDetail, ...errors } },
+      schema: {
+        tags: ['uploads'],
+        params: UploadParams,
+        body: CommitUploadBody,
+        response: { 201: VersionDetail, ...errors },
+      },
       config: { action: 'version:create', resource: resourceOf.upload },
+      // A commit without a body declares nothing late; it is validated as `{}`.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
     async (request, reply) => {
-      const detail = await registry.commitUpload(principalOf(request), request.params.upload);
+      const detail = await registry.commitUpload(
+        principalOf(request),
+        request.params.upload,
+        request.body.files ?? [],
+      );
       return reply.code(201).send(versionDetailView(detail));
     },
   );

@@ -76,7 +76,8 @@ export interface FilesTable {
   version_id: string;
   path: string;
   size: number;
-  sha256: string;
+  sha256: string | null;
+  computed_sha256: string | null;
   blob_id: string;
   offset: number;
 }

@@ -130,6 +130,28 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.createIndex('blobs_upload_id').on('blobs').column('upload_id').execute();
     },
   },
+  // A single-pass push declares digests at commit: a file's declared digest may be absent while it uploads,
+  // and the digest the server computed is kept beside it until the two are compared.
+  '0002_file_digests': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('files_next')
+        .addColumn('version_id', 'text', (c) => c.notNull().references('versions.id').onDelete('cascade'))
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('sha256', 'text')
+        .addColumn('computed_sha256', 'text')
+        .addColumn('blob_id', 'text', (c) => c.notNull())
+        .addColumn('offset', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('files_next_pk', ['version_id', 'path'])
+        .modifyEnd(sql`strict`)
+        .execute();
+      await sql`insert into files_next (version_id, path, size, sha256, computed_sha256, blob_id, "offset")
+        select version_id, path, size, sha256, sha256, blob_id, "offset" from files`.execute(db);
+      await db.schema.dropTable('files').execute();
+      await db.schema.alterTable('files_next').renameTo('files').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

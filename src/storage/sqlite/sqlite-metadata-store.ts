@@ -28,6 +28,7 @@ import {
   type Project,
   type SealedValue,
   type StoredFile,
+  type FileDigest,
   type UploadPart,
   type UploadSession,
   type Version,
@@ -516,10 +517,37 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
               path: f.path,
               size: f.size,
               sha256: f.sha256,
+              computed_sha256: f.computedSha256,
               blob_id: f.blobId,
               offset: f.offset,
             })),
           )
+          .execute();
+      }
+    });
+  }
+
+  setComputedDigests(versionId: VersionId, digests: readonly FileDigest[]): Promise<void> {
+    return this.query('setComputedDigests', async (db) => {
+      for (const d of digests) {
+        await db
+          .updateTable('files')
+          .set({ computed_sha256: d.sha256 })
+          .where('version_id', '=', versionId)
+          .where('path', '=', d.path)
+          .execute();
+      }
+    });
+  }
+
+  setDeclaredDigests(versionId: VersionId, digests: readonly FileDigest[]): Promise<void> {
+    return this.query('setDeclaredDigests', async (db) => {
+      for (const d of digests) {
+        await db
+          .updateTable('files')
+          .set({ sha256: d.sha256 })
+          .where('version_id', '=', versionId)
+          .where('path', '=', d.path)
           .execute();
       }
     });
@@ -933,6 +961,7 @@ function toStoredFile(r: Selectable<FilesTable>): StoredFile {
     path: r.path,
     size: r.size,
     sha256: r.sha256,
+    computedSha256: r.computed_sha256,
     blobId: r.blob_id as BlobId,
     offset: r.offset,
   };
