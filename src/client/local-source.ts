@@ -5,20 +5,16 @@ import * as path from 'node:path';
 import { StrongroomError, quote } from '../core/errors.js';
 import { checkManifestPaths, parseFilePath } from '../core/names.js';
 
-/** One regular file of a push: its manifest path, where it lives, and what it was when it was hashed. */
+/** One regular file of a push: its manifest path, where it lives, and what it was when it was found. */
 export interface LocalFile {
   readonly path: string;
   readonly absolutePath: string;
   readonly size: number;
-  readonly sha256: string;
-  /** Identity of the inode that was hashed; a file swapped for another (or for a link) is caught by it. */
+  /** Identity of the inode; a file swapped for another (or for a link) during the push is caught by it. */
   readonly dev: number;
   readonly ino: number;
-  /**
-   * The exact bytes that were hashed, kept for small files (within a total budget) so the upload sends them
-   * without reading the file a second time; what is sent is then exactly what was hashed.
-   */
-  readonly content?: Buffer;
+  /** Last modification; a file edited in place during the push is caught by it. */
+  readonly mtimeMs: number;
 }
 
 export interface LocalSource {
@@ -27,17 +23,10 @@ export interface LocalSource {
 }
 
 const READ_CHUNK = 1024 * 1024;
-const HASH_CONCURRENCY = 16;
-/** Small files keep their hashed bytes in memory for the upload, up to this much in all. */
-const KEEP_FILE_BYTES = 1024 * 1024;
-const KEEP_TOTAL_BYTES = 64 * 1024 * 1024;
-
-interface ContentBudget {
-  remaining: number;
-}
+const STAT_CONCURRENCY = 16;
 // O_NOFOLLOW: never open through a link planted after the walk (C1/C3). O_NONBLOCK: a FIFO swapped in after
 // the walk cannot block the open; it is then refused as not a regular file. Both are absent on Windows.
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+export const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 function describeType(stats: Stats): string {
   if (stats.isSymbolicLink()) return 'symbolic link';
@@ -115,15 +104,7 @@ export async function openLocalFile(
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw refuseType(relativePath, stats);
-    if (expected !== undefined) {
-      if (stats.dev !== expected.dev || stats.ino !== expected.ino) {
-        throw new StrongroomError(
-          'size_mismatch',
-          `${quote(relativePath)} was replaced while it was being pushed`,
-        );
-      }
-      checkUnchangedSize(relativePath, expected.size, stats.size);
-    }
+    if (expected !== undefined) checkUnchanged(expected, stats);
     return { handle, stats };
   } catch (err) {
     await handle.close();
@@ -171,37 +152,33 @@ export async function* readRange(
   }
 }
 
-async function hashFile(
-  candidate: Candidate,
-  budget: ContentBudget,
-  signal?: AbortSignal,
-): Promise<LocalFile> {
-  const { handle, stats } = await openLocalFile(candidate.path, candidate.absolutePath);
+/**
+ * The SHA-256 of a whole local file, checking that it is still the file that was found (size, inode, mtime).
+ * Used for files whose bytes the server already holds from an earlier attempt of a resumed push.
+ */
+export async function hashLocalFile(file: LocalFile, signal?: AbortSignal): Promise<string> {
+  const { handle } = await openLocalFile(file.path, file.absolutePath, file);
   try {
     const hash = createHash('sha256');
-    const keep = stats.size <= KEEP_FILE_BYTES && budget.remaining >= stats.size;
-    if (keep) budget.remaining -= stats.size;
-    const chunks: Buffer[] = [];
-    for await (const chunk of readRange(handle, candidate.path, stats.size, 0)) {
+    for await (const chunk of readRange(handle, file.path, file.size, 0)) {
       signal?.throwIfAborted();
       hash.update(chunk);
-      if (keep) chunks.push(chunk);
     }
-    // stat before and after: a file that grew or shrank while it was hashed has no single digest.
-    checkUnchangedSize(candidate.path, stats.size, (await handle.stat()).size);
-    return {
-      path: candidate.path,
-      absolutePath: candidate.absolutePath,
-      size: stats.size,
-      sha256: hash.digest('hex'),
-      dev: stats.dev,
-      ino: stats.ino,
-      ...(keep
-        ? { content: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, stats.size) }
-        : {}),
-    };
+    checkUnchanged(file, await handle.stat());
+    return hash.digest('hex');
   } finally {
     await handle.close();
+  }
+}
+
+/** A file that changed size, identity or modification time since it was found fails the push. */
+export function checkUnchanged(file: LocalFile, now: Stats): void {
+  checkUnchangedSize(file.path, file.size, now.size);
+  if (now.ino !== file.ino || now.dev !== file.dev || now.mtimeMs !== file.mtimeMs || !now.isFile()) {
+    throw new StrongroomError(
+      'size_mismatch',
+      `${quote(file.path)} changed while it was being pushed; push it again once it is stable`,
+    );
   }
 }
 
@@ -209,7 +186,7 @@ async function hashFile(
  * Find the files of a push: `source` is one regular file (named by its base name) or a directory walked
  * without following links. Symbolic links, pipes, sockets and devices anywhere in the tree are refused, as is
  * any path the manifest validator refuses; files come back sorted by path in byte order with their size and
- * SHA-256, computed by streaming.
+ * identity (their digests are computed as they are sent).
  */
 export async function scanLocalSource(source: string, signal?: AbortSignal): Promise<LocalSource> {
   const absolute = path.resolve(source);
@@ -232,18 +209,26 @@ export async function scanLocalSource(source: string, signal?: AbortSignal): Pro
   }
   candidates.sort((a, b) => compareBytes(a.path, b.path));
   checkManifestPaths(candidates.map((c) => c.path));
-  const files: LocalFile[] = [];
-  // A few files hashed at once: a directory of many small files is bound by open/read/close latency.
-  const hashed: LocalFile[] = new Array<LocalFile>(candidates.length);
-  const budget: ContentBudget = { remaining: KEEP_TOTAL_BYTES };
+  // Sizes and identities only: the bytes are read once, while they are sent (a single-pass push).
+  const files: LocalFile[] = new Array<LocalFile>(candidates.length);
   let next = 0;
   const worker = async () => {
     while (next < candidates.length) {
       const index = next++;
-      hashed[index] = await hashFile(candidates[index] as Candidate, budget, signal);
+      const candidate = candidates[index] as Candidate;
+      signal?.throwIfAborted();
+      const found = await lstat(candidate.absolutePath);
+      if (!found.isFile()) throw refuseType(candidate.path, found);
+      files[index] = {
+        path: candidate.path,
+        absolutePath: candidate.absolutePath,
+        size: found.size,
+        dev: found.dev,
+        ino: found.ino,
+        mtimeMs: found.mtimeMs,
+      };
     }
   };
-  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, candidates.length) }, worker));
-  files.push(...hashed);
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, candidates.length) }, worker));
   return { files, totalSize: files.reduce((sum, f) => sum + f.size, 0) };
 }

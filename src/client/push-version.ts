@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type {
   CreateUploadBody,
+  DeclaredFileBody,
   ManifestEntryBody,
   PartProgress,
   UploadView,
@@ -12,7 +13,7 @@ import { parseArtifactName, parseProjectName, parseVersionTag, type VersionRef }
 import { ApiError } from './api-error.js';
 import { ConnectionError } from './connection-error.js';
 import { isWholeNumber } from './is-whole-number.js';
-import { compareBytes, scanLocalSource, type LocalFile } from './local-source.js';
+import { compareBytes, hashLocalFile, scanLocalSource, type LocalFile } from './local-source.js';
 import { partBody } from './part-body.js';
 import type { StrongroomClient } from './strongroom-client.js';
 
@@ -52,6 +53,8 @@ interface PlannedPart {
 }
 
 interface PushRun {
+  /** Each file's SHA-256, computed from the bytes that were sent. */
+  readonly digests: Map<string, string>;
   readonly client: StrongroomClient;
   readonly ref: VersionRef;
   readonly uploadId: string;
@@ -60,6 +63,8 @@ interface PushRun {
   readonly options: PushOptions;
   readonly maxRetries: number;
   readonly retryDelayMs: number;
+  /** The manifest with every digest, once every file has one. */
+  declared(): ManifestEntryBody[];
 }
 
 function checkCount(value: number, what: string): number {
@@ -178,7 +183,7 @@ async function sendPart(run: PushRun, part: PlannedPart): Promise<void> {
   };
   async function* body(): AsyncGenerator<Buffer> {
     try {
-      yield* partBody(part.files, start, report);
+      yield* partBody(part.files, start, report, (file, sha256) => run.digests.set(file.path, sha256));
     } catch (err) {
       localFailure = err;
       throw err;
@@ -237,7 +242,8 @@ async function commit(run: PushRun): Promise<VersionDetail> {
   let answerLost = false;
   for (let failures = 0; ;) {
     try {
-      return await run.client.commitUpload(run.uploadId, run.options.signal);
+      const files = run.declared().map(({ path, sha256 }) => ({ path, sha256 }));
+      return await run.client.commitUpload(run.uploadId, { files }, run.options.signal);
     } catch (err) {
       if (answerLost && err instanceof ApiError && err.code === 'upload_not_found') {
         return run.client.getVersion(run.ref, run.options.signal);
@@ -286,7 +292,23 @@ function checkCommitted(
   return detail;
 }
 
-function uploadBody(options: PushOptions, files: ManifestEntryBody[]): CreateUploadBody {
+/**
+ * Files whose bytes were not sent by this run (the server already held them when a push was resumed, or their
+ * part is empty) are hashed from disk, a few at a time.
+ */
+async function hashUnsent(run: PushRun, files: readonly LocalFile[]): Promise<void> {
+  const missing = files.filter((f) => !run.digests.has(f.path));
+  let next = 0;
+  const worker = async () => {
+    while (next < missing.length) {
+      const file = missing[next++] as LocalFile;
+      run.digests.set(file.path, await hashLocalFile(file, run.options.signal));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, missing.length) }, worker));
+}
+
+function uploadBody(options: PushOptions, files: DeclaredFileBody[]): CreateUploadBody {
   return {
     files,
     ...(options.kind === undefined ? {} : { kind: options.kind }),
@@ -298,9 +320,10 @@ function uploadBody(options: PushOptions, files: ManifestEntryBody[]): CreateUpl
 }
 
 /**
- * Push a file or directory as a new version through an upload session (docs/api.md): hash locally, declare
- * the manifest, stream each part from disk, resume from the server's durable offsets after a dropped
- * connection or a 5xx, then commit and check that the committed manifest is the one declared. A session that
+ * Push a file or directory as a new version through an upload session (docs/api.md) in a single pass: declare
+ * the files' paths and sizes, stream each part from disk while hashing it, resume from the server's durable
+ * offsets after a dropped connection or a 5xx, then commit with the digests (the server compares them with its
+ * own) and check that the committed manifest is the one pushed. A session that
  * fails for good is deleted; one interrupted by the network is kept, and the ConnectionError names it so the
  * push can be resumed with `resumeUploadId`.
  */
@@ -313,15 +336,18 @@ export async function pushVersion(client: StrongroomClient, options: PushOptions
   const maxRetries = checkCount(options.maxRetries ?? DEFAULT_MAX_RETRIES, 'maxRetries');
   const retryDelayMs = checkCount(options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS, 'retryDelayMs');
   const source = await scanLocalSource(options.source, options.signal);
-  const declared = source.files.map(({ path, size, sha256 }) => ({ path, size, sha256 }));
+  // Digests are declared at commit, computed while the bytes are sent: the files are read once.
+  const sizes = source.files.map(({ path, size }) => ({ path, size }));
   const upload =
     options.resumeUploadId === undefined
-      ? await client.createUpload(ref, uploadBody(options, declared), options.signal)
+      ? await client.createUpload(ref, uploadBody(options, sizes), options.signal)
       : await client.getUpload(options.resumeUploadId, options.signal);
   try {
     const parts = checkPlan(upload, ref, source.files);
     options.onSession?.(upload);
+    const digests = new Map<string, string>();
     const run: PushRun = {
+      digests,
       client,
       ref,
       uploadId: upload.id,
@@ -330,11 +356,19 @@ export async function pushVersion(client: StrongroomClient, options: PushOptions
       options,
       maxRetries,
       retryDelayMs,
+      declared: () =>
+        source.files.map(({ path, size }) => {
+          const sha256 = digests.get(path);
+          if (sha256 === undefined)
+            throw new StrongroomError('internal_error', `no digest was computed for ${quote(path)}`);
+          return { path, size, sha256 };
+        }),
     };
     for (let round = 0; ; round++) {
       await sendParts(run);
+      await hashUnsent(run, source.files);
       try {
-        return checkCommitted(await commit(run), ref, declared);
+        return checkCommitted(await commit(run), ref, run.declared());
       } catch (err) {
         // The server says a part is missing that we believed complete: ask where it stands and send the rest once.
         if (round > 0 || !(err instanceof ApiError) || err.code !== 'upload_incomplete') throw err;

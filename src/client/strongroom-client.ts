@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type {
+  CommitUploadBody,
   ArtifactPage,
   ArtifactView,
   CreateArtifactBody,
@@ -339,8 +340,12 @@ export class StrongroomClient {
     return (await response.json()) as PartProgress;
   }
 
-  commitUpload(uploadId: string, signal?: AbortSignal): Promise<VersionDetail> {
-    return this.#json('POST', `/api/v1/uploads/${segment(checkUploadId(uploadId))}/commit`, { signal });
+  /** Commit a session; `body.files` declares the digests not declared when it was created (single pass). */
+  commitUpload(uploadId: string, body: CommitUploadBody = {}, signal?: AbortSignal): Promise<VersionDetail> {
+    return this.#json('POST', `/api/v1/uploads/${segment(checkUploadId(uploadId))}/commit`, {
+      json: body,
+      signal,
+    });
   }
 
   async abortUpload(uploadId: string, signal?: AbortSignal): Promise<void> {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,7 +39,7 @@ interface FakePart {
 
 interface FakeSession {
   id: string;
-  files: ManifestEntryBody[];
+  files: { path: string; size: number; sha256?: string }[];
   parts: FakePart[];
 }
 
@@ -246,7 +246,14 @@ class FakeRegistry {
     if (uploadPath) {
       const session = this.sessions.get(uploadPath[1] ?? '');
       if (session === undefined) return this.#problem(res, 404, 'upload_not_found', 'no such upload');
-      if (uploadPath[2] === 'commit') return this.#commit(res, session);
+      if (uploadPath[2] === 'commit') {
+        const late = ((await this.#readJson(req)) ?? {}) as { files?: { path: string; sha256: string }[] };
+        // The real server's commit schema is strict: each late digest is exactly {path, sha256}.
+        if ((late.files ?? []).some((f) => Object.keys(f).sort().join() !== 'path,sha256')) {
+          return this.#problem(res, 400, 'invalid_request', 'body/files must NOT have additional properties');
+        }
+        return this.#commit(res, session, late.files ?? []);
+      }
       if (uploadPath[3] !== undefined) return this.#receive(req, res, session, Number(uploadPath[3]), entry);
       if (req.method === 'DELETE') {
         this.sessions.delete(session.id);
@@ -324,13 +331,15 @@ class FakeRegistry {
     let at = 0;
     for (const i of part.files) {
       const file = session.files[i]!;
-      if (sha256(part.data.subarray(at, at + file.size)) !== file.sha256) return false;
+      // A file declared without a digest is checked at commit (a single-pass push).
+      if (file.sha256 !== undefined && sha256(part.data.subarray(at, at + file.size)) !== file.sha256)
+        return false;
       at += file.size;
     }
     return true;
   }
 
-  #commit(res: ServerResponse, session: FakeSession): void {
+  #commit(res: ServerResponse, session: FakeSession, late: { path: string; sha256: string }[]): void {
     if (session.parts.some((p) => p.received !== p.size))
       return this.#problem(res, 409, 'upload_incomplete', 'not yet');
     const bytes = new Map<string, Buffer>();
@@ -342,8 +351,21 @@ class FakeRegistry {
         at += file.size;
       }
     }
+    // Like the real server: every digest declared now or before, and equal to the digest of the bytes held.
+    const lateByPath = new Map(late.map((d) => [d.path, d.sha256]));
+    for (const file of session.files) {
+      const expected = file.sha256 ?? lateByPath.get(file.path);
+      if (expected === undefined)
+        return this.#problem(res, 400, 'invalid_request', `no digest for ${file.path}`);
+      if (sha256(bytes.get(file.path)!) !== expected) {
+        this.sessions.delete(session.id);
+        return this.#problem(res, 422, 'digest_mismatch', 'a file does not match its declared SHA-256');
+      }
+      file.sha256 = expected;
+    }
     const key = `${REF.project}/${REF.artifact}:${REF.version}`;
-    this.versions.set(key, { files: session.files, bytes });
+    const settled = session.files as ManifestEntryBody[];
+    this.versions.set(key, { files: settled, bytes });
     this.sessions.delete(session.id);
     if (this.knobs.loseCommitAnswer) {
       this.knobs.loseCommitAnswer = false;
@@ -351,8 +373,8 @@ class FakeRegistry {
       return;
     }
     const files = this.knobs.tamperCommit
-      ? session.files.map((f, i) => (i === 0 ? { ...f, sha256: 'f'.repeat(64) } : f))
-      : session.files;
+      ? settled.map((f, i) => (i === 0 ? { ...f, sha256: 'f'.repeat(64) } : f))
+      : settled;
     this.#json(res, 201, this.#detail(key, files));
   }
 
@@ -551,7 +573,8 @@ describe('pushVersion', () => {
     expect((err as ApiError).code).toBe('digest_mismatch');
     expect((err as ApiError).status).toBe(422);
     expect(registry.count('DELETE', /uploads/)).toBe(1);
-    expect(registry.count('POST', /commit$/)).toBe(0);
+    // A single-pass push declares its digests at commit, which is where the difference is found.
+    expect(registry.count('POST', /commit$/)).toBe(1);
   });
 
   it('treats a lost commit answer as success once the version is there with the pushed manifest', async () => {
@@ -586,6 +609,25 @@ describe('pushVersion', () => {
     expect((err as StrongroomError).code).toBe('size_mismatch');
     expect((err as Error).message).toMatch(/`b\.bin` changed size while it was being pushed/);
     expect(registry.count('DELETE', /uploads/)).toBe(1);
+    expect(registry.count('POST', /commit$/)).toBe(0);
+  });
+
+  it('fails when a file is rewritten in place (same size) during the push', async () => {
+    const source = await makeTree({ 'a.bin': randomBytes(300 * 1024), 'b.bin': randomBytes(300 * 1024) });
+    let edited = false;
+    const err = await push(source, {
+      onProgress: () => {
+        if (edited) return;
+        edited = true;
+        const target = path.join(source, 'b.bin');
+        writeFileSync(target, randomBytes(300 * 1024));
+        // Make the change visible even on a file system with coarse timestamps.
+        utimesSync(target, new Date(), new Date(Date.now() + 5000));
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StrongroomError);
+    expect((err as StrongroomError).code).toBe('size_mismatch');
+    expect((err as Error).message).toMatch(/`b\.bin` changed while it was being pushed/);
     expect(registry.count('POST', /commit$/)).toBe(0);
   });
 
