@@ -381,7 +381,8 @@ export class DecryptStream extends Transform {
   #nextSegment: number;
 
   constructor(options: DecryptStreamOptions) {
-    super();
+    // Room for a few verified segments, so decryption runs ahead while the consumer (a socket) drains.
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
     const start = options.start ?? 0;
     const end = options.end ?? options.plaintextSize - 1;
     this.plan = planRange(options.plaintextSize, options.header.segmentSize, start, end);
