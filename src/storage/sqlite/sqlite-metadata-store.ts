@@ -528,24 +528,24 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
   }
 
   setComputedDigests(versionId: VersionId, digests: readonly FileDigest[]): Promise<void> {
-    return this.query('setComputedDigests', async (db) => {
-      for (const d of digests) {
-        await db
-          .updateTable('files')
-          .set({ computed_sha256: d.sha256 })
-          .where('version_id', '=', versionId)
-          .where('path', '=', d.path)
-          .execute();
-      }
-    });
+    return this.setDigests('setComputedDigests', 'computed_sha256', versionId, digests);
   }
 
   setDeclaredDigests(versionId: VersionId, digests: readonly FileDigest[]): Promise<void> {
-    return this.query('setDeclaredDigests', async (db) => {
+    return this.setDigests('setDeclaredDigests', 'sha256', versionId, digests);
+  }
+
+  private setDigests(
+    operation: string,
+    column: 'sha256' | 'computed_sha256',
+    versionId: VersionId,
+    digests: readonly FileDigest[],
+  ): Promise<void> {
+    return this.query(operation, async (db) => {
       for (const d of digests) {
         await db
           .updateTable('files')
-          .set({ sha256: d.sha256 })
+          .set({ [column]: d.sha256 })
           .where('version_id', '=', versionId)
           .where('path', '=', d.path)
           .execute();
