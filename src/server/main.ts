@@ -1,4 +1,3 @@
-import { StrongroomError } from '../core/errors.js';
 import { buildApp, createServerContext } from './app.js';
 import { loadConfig } from './config.js';
 
@@ -63,9 +62,4 @@ export async function startServer(opts: StartOptions = {}): Promise<{ url: strin
     });
   }
   return { url: address, close };
-}
-
-export function describeStartupError(err: unknown): string {
-  if (err instanceof StrongroomError) return `${err.message} (${err.code})`;
-  return err instanceof Error ? err.message : String(err);
 }
