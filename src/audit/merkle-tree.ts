@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * RFC 6962 (section 2.1) Merkle tree hashing over audit events, with inclusion and consistency proofs and their
+ * verification as RFC 9162 (sections 2.1.3.2 and 2.1.4.2) specifies it. Verification needs nothing but hashes,
+ * so a third party can check a proof without trusting the server (DESIGN.md section 5, threat H4).
+ */
+
+const LEAF_PREFIX = Buffer.of(0x00);
+const NODE_PREFIX = Buffer.of(0x01);
+
+/** RFC 6962 2.1: the hash of a leaf is SHA-256(0x00 || data), so a leaf can never pass for an inner node. */
+export function leafHash(data: Buffer): Buffer {
+  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+}
+
+/** RFC 6962 2.1: an inner node is SHA-256(0x01 || left || right). */
+export function nodeHash(left: Buffer, right: Buffer): Buffer {
+  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+}
+
+/** RFC 6962 2.1: the root of the empty tree is SHA-256 of the empty string. */
+export const EMPTY_ROOT = createHash('sha256').digest();
+
+/** The largest power of two strictly below `n` (n >= 2): where RFC 6962 splits a tree. */
+function split(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/**
+ * A tree over a list of leaf hashes that can answer roots and proofs for any prefix of the list. Subtree hashes
+ * are memoised, so all the proofs of a tree cost little more than building it.
+ */
+export class MerkleTree {
+  private readonly memo = new Map<string, Buffer>();
+
+  constructor(private readonly leaves: readonly Buffer[]) {}
+
+  get size(): number {
+    return this.leaves.length;
+  }
+
+  /** RFC 6962 2.1 MTH(D[0:size]). */
+  root(size = this.leaves.length): Buffer {
+    checkSize(size, this.leaves.length);
+    return size === 0 ? EMPTY_ROOT : this.range(0, size);
+  }
+
+  /** RFC 6962 2.1.1 PATH(index, D[0:size]): the audit path of one leaf. */
+  inclusionProof(index: number, size = this.leaves.length): Buffer[] {
+    checkSize(size, this.leaves.length);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+      throw new RangeError(`leaf ${index} is not in a tree of ${size} leaves`);
+    }
+    const path: Buffer[] = [];
+    let lo = 0;
+    let hi = size;
+    let m = index;
+    const stack: Buffer[] = [];
+    while (hi - lo > 1) {
+      const k = split(hi - lo);
+      if (m < k) {
+        stack.push(this.range(lo + k, hi));
+        hi = lo + k;
+      } else {
+        stack.push(this.range(lo, lo + k));
+        lo += k;
+        m -= k;
+      }
+    }
+    // The recursion appends from the leaf upward; the descent above collected from the root downward.
+    for (let i = stack.length - 1; i >= 0; i--) path.push(stack[i] as Buffer);
+    return path;
+  }
+
+  /** RFC 6962 2.1.2 PROOF(oldSize, D[0:newSize]): proof that the older tree is a prefix of the newer. */
+  consistencyProof(oldSize: number, newSize = this.leaves.length): Buffer[] {
+    checkSize(newSize, this.leaves.length);
+    if (!Number.isSafeInteger(oldSize) || oldSize < 0 || oldSize > newSize) {
+      throw new RangeError(`no consistency proof from ${oldSize} to ${newSize} leaves`);
+    }
+    if (oldSize === 0 || oldSize === newSize) return [];
+    const proof: Buffer[] = [];
+    let lo = 0;
+    let hi = newSize;
+    let m = oldSize;
+    let complete = true;
+    const stack: Buffer[] = [];
+    while (m !== hi - lo) {
+      const k = split(hi - lo);
+      if (m <= k) {
+        stack.push(this.range(lo + k, hi));
+        hi = lo + k;
+      } else {
+        stack.push(this.range(lo, lo + k));
+        lo += k;
+        m -= k;
+        complete = false;
+      }
+    }
+    // SUBPROOF(m, D[m], b): nothing when the old tree is this whole subtree and b is true, else its hash.
+    if (!complete) proof.push(this.range(lo, hi));
+    for (let i = stack.length - 1; i >= 0; i--) proof.push(stack[i] as Buffer);
+    return proof;
+  }
+
+  private range(lo: number, hi: number): Buffer {
+    if (hi - lo === 1) return this.leaves[lo] as Buffer;
+    const key = `${lo}:${hi}`;
+    const known = this.memo.get(key);
+    if (known) return known;
+    const k = split(hi - lo);
+    const hash = nodeHash(this.range(lo, lo + k), this.range(lo + k, hi));
+    this.memo.set(key, hash);
+    return hash;
+  }
+}
+
+function checkSize(size: number, available: number): void {
+  if (!Number.isSafeInteger(size) || size < 0 || size > available) {
+    throw new RangeError(`tree size ${size} is outside 0..${available}`);
+  }
+}
+
+const isOdd = (n: number) => n % 2 === 1;
+const half = (n: number) => Math.floor(n / 2);
+
+/** RFC 9162 2.1.3.2: does `proof` show that `leaf` is entry `index` of the tree of `treeSize` with `root`? */
+export function verifyInclusion(
+  leaf: Buffer,
+  index: number,
+  treeSize: number,
+  proof: readonly Buffer[],
+  root: Buffer,
+): boolean {
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(treeSize) || index < 0 || index >= treeSize)
+    return false;
+  if (!wellFormed(proof) || leaf.length !== 32 || root.length !== 32) return false;
+  let fn = index;
+  let sn = treeSize - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return false;
+    if (isOdd(fn) || fn === sn) {
+      r = nodeHash(p, r);
+      while (!isOdd(fn) && fn !== 0) {
+        fn = half(fn);
+        sn = half(sn);
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  return sn === 0 && r.equals(root);
+}
+
+/** RFC 9162 2.1.4.2: does `proof` show that the tree of `oldSize` (`oldRoot`) is a prefix of `newSize` (`newRoot`)? */
+export function verifyConsistency(
+  oldSize: number,
+  newSize: number,
+  proof: readonly Buffer[],
+  oldRoot: Buffer,
+  newRoot: Buffer,
+): boolean {
+  if (!Number.isSafeInteger(oldSize) || !Number.isSafeInteger(newSize) || oldSize < 0 || oldSize > newSize)
+    return false;
+  if (!wellFormed(proof) || oldRoot.length !== 32 || newRoot.length !== 32) return false;
+  if (oldSize === newSize) return proof.length === 0 && oldRoot.equals(newRoot);
+  if (oldSize === 0) return proof.length === 0 && oldRoot.equals(EMPTY_ROOT);
+  if (proof.length === 0) return false;
+  const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : [...proof];
+  let fn = oldSize - 1;
+  let sn = newSize - 1;
+  while (isOdd(fn)) {
+    fn = half(fn);
+    sn = half(sn);
+  }
+  let fr = path[0] as Buffer;
+  let sr = path[0] as Buffer;
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (isOdd(fn) || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while (!isOdd(fn) && fn !== 0) {
+        fn = half(fn);
+        sn = half(sn);
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  return sn === 0 && fr.equals(oldRoot) && sr.equals(newRoot);
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && Number.isInteger(Math.log2(n));
+}
+
+function wellFormed(proof: readonly Buffer[]): boolean {
+  return proof.length <= 64 && proof.every((p) => Buffer.isBuffer(p) && p.length === 32);
+}
