@@ -120,12 +120,16 @@ export function signNote(text: string, signer: NoteSigner): string {
   return `${text}\n${EM_DASH} ${signer.name} ${blob}\n`;
 }
 
+// Control characters other than newline have no place in a note's text (signed-note).
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f]/;
+
 function checkText(text: string): void {
   if (
     text === '' ||
     !text.endsWith('\n') ||
     text.includes('\n\n') ||
-    /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)
+    CONTROL.test(text)
   ) {
     throw invalid('note text');
   }
