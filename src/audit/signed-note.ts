@@ -125,12 +125,7 @@ export function signNote(text: string, signer: NoteSigner): string {
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f]/;
 
 function checkText(text: string): void {
-  if (
-    text === '' ||
-    !text.endsWith('\n') ||
-    text.includes('\n\n') ||
-    CONTROL.test(text)
-  ) {
+  if (text === '' || !text.endsWith('\n') || text.includes('\n\n') || CONTROL.test(text)) {
     throw invalid('note text');
   }
 }
