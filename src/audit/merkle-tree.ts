@@ -138,23 +138,10 @@ export function verifyInclusion(
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(treeSize) || index < 0 || index >= treeSize)
     return false;
   if (!wellFormed(proof) || leaf.length !== 32 || root.length !== 32) return false;
-  let fn = index;
-  let sn = treeSize - 1;
   let r = leaf;
-  for (const p of proof) {
-    if (sn === 0) return false;
-    if (isOdd(fn) || fn === sn) {
-      r = nodeHash(p, r);
-      while (!isOdd(fn) && fn !== 0) {
-        fn = half(fn);
-        sn = half(sn);
-      }
-    } else {
-      r = nodeHash(r, p);
-    }
-    fn = half(fn);
-    sn = half(sn);
-  }
+  const sn = climb(index, treeSize - 1, proof, (p, onLeft) => {
+    r = onLeft ? nodeHash(p, r) : nodeHash(r, p);
+  });
   return sn === 0 && r.equals(root);
 }
 
@@ -181,22 +168,43 @@ export function verifyConsistency(
   }
   let fr = path[0] as Buffer;
   let sr = path[0] as Buffer;
-  for (const c of path.slice(1)) {
-    if (sn === 0) return false;
-    if (isOdd(fn) || fn === sn) {
+  const end = climb(fn, sn, path.slice(1), (c, onLeft) => {
+    if (onLeft) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
+    } else {
+      sr = nodeHash(sr, c);
+    }
+  });
+  return end === 0 && fr.equals(oldRoot) && sr.equals(newRoot);
+}
+
+/**
+ * The walk both RFC 9162 verifications share: for each path element, whether it is the left sibling
+ * (`onLeft`) of what has been computed so far, with `fn` and `sn` shifted as the RFC prescribes. Returns the
+ * final `sn` (0 for a well-formed proof), or -1 when the path is longer than the tree allows.
+ */
+function climb(
+  fn: number,
+  sn: number,
+  path: readonly Buffer[],
+  step: (c: Buffer, onLeft: boolean) => void,
+): number {
+  for (const c of path) {
+    if (sn === 0) return -1;
+    if (isOdd(fn) || fn === sn) {
+      step(c, true);
       while (!isOdd(fn) && fn !== 0) {
         fn = half(fn);
         sn = half(sn);
       }
     } else {
-      sr = nodeHash(sr, c);
+      step(c, false);
     }
     fn = half(fn);
     sn = half(sn);
   }
-  return sn === 0 && fr.equals(oldRoot) && sr.equals(newRoot);
+  return sn;
 }
 
 function isPowerOfTwo(n: number): boolean {
