@@ -124,6 +124,63 @@ function checkSize(size: number, available: number): void {
   }
 }
 
+/**
+ * RFC 6962 tree state as its compact range: the roots of the perfect subtrees that make up the first `size`
+ * leaves, largest first (at most 64). Appending a leaf and computing the root cost O(log n), so the audit log
+ * can sign checkpoints and a verifier can check them while streaming, without holding every leaf.
+ */
+export class CompactRange {
+  private readonly nodes: Buffer[];
+
+  constructor(
+    private count = 0,
+    nodes: readonly Buffer[] = [],
+  ) {
+    if (!Number.isSafeInteger(count) || count < 0 || popcount(count) !== nodes.length) {
+      throw new RangeError(
+        `a compact range of ${count} leaves has ${popcount(count)} nodes, not ${nodes.length}`,
+      );
+    }
+    if (!nodes.every((n) => n.length === 32)) throw new RangeError('compact range nodes are 32-byte hashes');
+    this.nodes = [...nodes];
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The subtree roots, largest (leftmost) first. */
+  get hashes(): readonly Buffer[] {
+    return this.nodes;
+  }
+
+  /** RFC 6962 2.1: adding leaf hash `leaf` merges every completed pair of equal subtrees. */
+  append(leaf: Buffer): void {
+    let node = leaf;
+    for (let n = this.count; isOdd(n); n = half(n)) node = nodeHash(this.nodes.pop() as Buffer, node);
+    this.nodes.push(node);
+    this.count++;
+  }
+
+  /** MTH of the leaves so far: the subtree roots folded right to left. */
+  root(): Buffer {
+    if (this.nodes.length === 0) return EMPTY_ROOT;
+    let r = this.nodes[this.nodes.length - 1] as Buffer;
+    for (let i = this.nodes.length - 2; i >= 0; i--) r = nodeHash(this.nodes[i] as Buffer, r);
+    return r;
+  }
+
+  clone(): CompactRange {
+    return new CompactRange(this.count, this.nodes);
+  }
+}
+
+function popcount(n: number): number {
+  let c = 0;
+  for (let x = n; x > 0; x = Math.floor(x / 2)) c += x % 2;
+  return c;
+}
+
 const isOdd = (n: number) => n % 2 === 1;
 const half = (n: number) => Math.floor(n / 2);
 

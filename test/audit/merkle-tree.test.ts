@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  CompactRange,
   EMPTY_ROOT,
   MerkleTree,
   leafHash,
@@ -148,3 +149,39 @@ describe('consistency proofs (H2, H4)', () => {
     expect(() => tree.root(5)).toThrow(RangeError);
   });
 });
+
+describe('compact range', () => {
+  it('gives the same root as the full tree after every append, from the CT vectors up to 300 leaves', () => {
+    const range = new CompactRange();
+    expect(range.root().equals(EMPTY_ROOT)).toBe(true);
+    vectors.leaves.forEach((l, i) => {
+      range.append(leafHash(unhex(l)));
+      expect(hex(range.root())).toBe(vectors.roots[i]);
+    });
+    const tree = treeOf(300);
+    const other = new CompactRange();
+    for (let n = 1; n <= 300; n++) {
+      other.append(leafHash(Buffer.from(`event ${n - 1}`)));
+      expect(other.root().equals(tree.root(n))).toBe(true);
+      expect(other.hashes).toHaveLength(popcount(n));
+    }
+  });
+
+  it('resumes from its saved nodes and refuses a node count that does not match the size', () => {
+    const a = new CompactRange();
+    for (let i = 0; i < 37; i++) a.append(leafHash(Buffer.from(`event ${i}`)));
+    const b = new CompactRange(a.size, a.hashes);
+    a.append(leafHash(Buffer.from('next')));
+    b.append(leafHash(Buffer.from('next')));
+    expect(b.root().equals(a.root())).toBe(true);
+    expect(() => new CompactRange(37, a.hashes.slice(1))).toThrow(RangeError);
+    expect(() => new CompactRange(1, [Buffer.alloc(31)])).toThrow(RangeError);
+  });
+});
+
+function popcount(n: number): number {
+  return n
+    .toString(2)
+    .split('')
+    .filter((c) => c === '1').length;
+}
