@@ -241,3 +241,142 @@ export const Health = Type.Object({ status: Type.String() });
 
 /** Upload protocol headers: the client names where its chunk starts; the server answers where it stands. */
 export const UPLOAD_OFFSET_HEADER = 'upload-offset';
+
+// ---- audit (issue 3, docs/audit.md) ------------------------------------------------------------------------
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const AuditEventView = Type.Object(
+  {
+    v: Type.Integer(),
+    seq: Type.Integer({ minimum: 1 }),
+    time: Timestamp,
+    prevHash: Sha256,
+    category: Type.String(),
+    actor: Type.Object({ id: NullableString, type: Type.String(), authMethod: NullableString }),
+    action: Type.String(),
+    resource: NullableString,
+    decision: Type.Object({ effect: Type.String(), policies: Type.Array(Type.String()) }),
+    outcome: Type.String(),
+    errorCode: NullableString,
+    severity: Type.String(),
+    request: Type.Union([
+      Type.Object({
+        id: Type.String(),
+        method: Type.String(),
+        path: Type.String(),
+        status: Type.Union([Type.Integer(), Type.Null()]),
+        clientAddress: Type.String(),
+        userAgent: NullableString,
+      }),
+      Type.Null(),
+    ]),
+    details: Type.Optional(
+      Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()])),
+    ),
+  },
+  { description: 'an audit event exactly as chained (docs/audit-format.md)' },
+);
+export type AuditEventView = Static<typeof AuditEventView>;
+
+export const AuditSearchQuery = Type.Object(
+  {
+    actor: Type.Optional(Type.String({ maxLength: 256 })),
+    action: Type.Optional(Type.String({ maxLength: 64 })),
+    resource: Type.Optional(
+      Type.String({ maxLength: 1024, description: 'exact, or a prefix ending in `*` (`vision/*`)' }),
+    ),
+    outcome: Type.Optional(Type.Union([Type.Literal('succeeded'), Type.Literal('failed')])),
+    since: Type.Optional(Type.String({ format: 'date-time' })),
+    until: Type.Optional(Type.String({ format: 'date-time' })),
+    after: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'return events after this sequence number' }),
+    ),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    wait: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 60,
+        description: 'long poll: wait up to this many seconds for a matching event (tail -f)',
+      }),
+    ),
+  },
+  strict,
+);
+export type AuditSearchQuery = Static<typeof AuditSearchQuery>;
+
+export const AuditEventPage = Type.Object({
+  items: Type.Array(AuditEventView),
+  /** Pass as `after` to continue; the last sequence number looked at. */
+  next: Type.Integer(),
+});
+export type AuditEventPage = Static<typeof AuditEventPage>;
+
+export const AuditCheckpointView = Type.Object({
+  origin: Type.String(),
+  verifierKey: Type.String({ description: 'C2SP signed-note verifier key of the checkpoints' }),
+  size: Type.Integer(),
+  note: Type.String({ description: 'the C2SP tlog-checkpoint signed note' }),
+});
+export type AuditCheckpointView = Static<typeof AuditCheckpointView>;
+
+export const AuditPruneBody = Type.Object(
+  { olderThanDays: Type.Integer({ minimum: 0, maximum: 36500 }) },
+  strict,
+);
+
+export const AuditPruneResult = Type.Object({
+  pruned: Type.Boolean(),
+  from: Type.Optional(Type.Integer()),
+  through: Type.Optional(Type.Integer()),
+  archive: Type.Optional(Type.String({ description: 'file name of the archive in the archive directory' })),
+  sha256: Type.Optional(Sha256),
+});
+export type AuditPruneResult = Static<typeof AuditPruneResult>;
+
+const HexHash = Type.String({ pattern: '^[0-9a-f]{64}$' });
+
+export const InclusionProofQuery = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    size: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'a checkpointed tree size (default: the latest checkpoint)' }),
+    ),
+  },
+  strict,
+);
+
+export const ConsistencyProofQuery = Type.Object(
+  {
+    old: Type.Integer({ minimum: 0 }),
+    new: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'a checkpointed tree size (default: the latest checkpoint)' }),
+    ),
+  },
+  strict,
+);
+
+export const InclusionProofView = Type.Object(
+  {
+    seq: Type.Integer(),
+    treeSize: Type.Integer(),
+    leafHash: HexHash,
+    path: Type.Array(HexHash),
+    checkpoint: Type.String(),
+    event: Type.Optional(AuditEventView),
+  },
+  { description: 'RFC 9162 inclusion proof against a signed checkpoint (docs/audit-format.md)' },
+);
+export type InclusionProofView = Static<typeof InclusionProofView>;
+
+export const ConsistencyProofView = Type.Object(
+  {
+    oldSize: Type.Integer(),
+    newSize: Type.Integer(),
+    path: Type.Array(HexHash),
+    oldCheckpoint: Type.Optional(Type.String()),
+    newCheckpoint: Type.String(),
+  },
+  { description: 'RFC 9162 consistency proof between two tree sizes (docs/audit-format.md)' },
+);
+export type ConsistencyProofView = Static<typeof ConsistencyProofView>;

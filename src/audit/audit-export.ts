@@ -1,3 +1,5 @@
+import { StrongroomError } from '../core/errors.js';
+import type { MetadataReader } from '../storage/metadata-store.js';
 import type { AuditEvent } from './audit-event.js';
 
 /**
@@ -39,3 +41,65 @@ export type AuditExportLine =
   | AuditExportHeader
   | { readonly kind: 'event'; readonly event: AuditEvent }
   | { readonly kind: 'checkpoint'; readonly note: string };
+
+const PAGE = 1000;
+
+/**
+ * The export of the retained log through `throughSize` (default: its current end), as JSON lines in the format
+ * above. Event bodies are written exactly as stored (the bytes that were hashed), so the export verifies
+ * offline with nothing but this file and a verifier key.
+ */
+export async function* exportAuditLines(
+  store: MetadataReader,
+  log: { readonly origin: string; readonly verifierKey: string },
+  exportedAt: string,
+  throughSize?: number,
+): AsyncGenerator<string> {
+  const boundary = await store.getAuditBoundary();
+  const state = await store.getAuditState();
+  const end = Math.min(throughSize ?? state.size, state.size);
+  const header: AuditExportHeader = {
+    kind: 'header',
+    format: AUDIT_EXPORT_FORMAT,
+    origin: log.origin,
+    verifierKey: log.verifierKey,
+    base: {
+      size: boundary.size,
+      lastHash: boundary.lastHash,
+      frontier: boundary.frontier.map((n) => n.toString('hex')),
+    },
+    exportedAt,
+  };
+  yield `${JSON.stringify(header)}\n`;
+  let checkpoints = await store.listAuditCheckpoints(boundary.size, end, PAGE);
+  let nextCheckpoint = 0;
+  const checkpointsAt = async function* (size: number): AsyncGenerator<string> {
+    for (;;) {
+      if (nextCheckpoint >= checkpoints.length) {
+        const last = checkpoints[checkpoints.length - 1];
+        if (checkpoints.length < PAGE || last === undefined) return;
+        checkpoints = await store.listAuditCheckpoints(last.size + 1, end, PAGE);
+        nextCheckpoint = 0;
+        continue;
+      }
+      const checkpoint = checkpoints[nextCheckpoint];
+      if (checkpoint === undefined || checkpoint.size > size) return;
+      nextCheckpoint++;
+      if (checkpoint.size === size)
+        yield `${JSON.stringify({ kind: 'checkpoint', note: checkpoint.note })}\n`;
+    }
+  };
+  yield* checkpointsAt(boundary.size);
+  let after = boundary.size;
+  while (after < end) {
+    const events = await store.searchAuditEvents({ afterSeq: after, limit: Math.min(PAGE, end - after) });
+    if (events.length === 0) break;
+    for (const event of events) {
+      if (event.seq !== after + 1)
+        throw new StrongroomError('storage_error', `audit event ${after + 1} is missing`);
+      after = event.seq;
+      yield `{"kind":"event","event":${event.body}}\n`;
+      yield* checkpointsAt(event.seq);
+    }
+  }
+}

@@ -1,14 +1,24 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
+import { leafHash } from './merkle-tree.js';
 
 /** The `prevHash` of the first event of a log. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** What every chained record carries; the rest of the event is free-form JSON. */
+/**
+ * What every chained record carries; the rest of the record is free-form JSON, all of it hashed. (No index
+ * signature, so an `AuditEvent` interface is a `ChainedRecord` as it is.)
+ */
 export interface ChainedRecord {
   readonly seq: number;
   readonly prevHash: string;
-  readonly [field: string]: unknown;
+}
+
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/** DESIGN.md section 5: hashes travel as lowercase hex SHA-256; any other spelling is refused, never normalised. */
+export function isHexHash(value: unknown): value is string {
+  return typeof value === 'string' && HEX_HASH.test(value);
 }
 
 /** The hash of a record: SHA-256 over its RFC 8785 canonical JSON, prevHash included (DESIGN.md section 5). */
@@ -16,36 +26,115 @@ export function recordHash(record: ChainedRecord): string {
   return createHash('sha256').update(canonicalJson(record), 'utf8').digest('hex');
 }
 
+export interface RecordHashes {
+  /** Hex SHA-256 of the canonical JSON: what the next record names as its `prevHash`. */
+  readonly hash: string;
+  /** RFC 6962 leaf hash SHA-256(0x00 || canonical JSON): the record's leaf in the Merkle tree. */
+  readonly leaf: Buffer;
+}
+
+/**
+ * DESIGN.md section 5 and RFC 6962 2.1: the chain hash and the Merkle leaf hash of a record from one
+ * canonicalisation, so the two can never be computed over different serialisations of the same event.
+ */
+export function recordHashes(record: ChainedRecord): RecordHashes {
+  const canonical = Buffer.from(canonicalJson(record), 'utf8');
+  return { hash: createHash('sha256').update(canonical).digest('hex'), leaf: leafHash(canonical) };
+}
+
+export interface ChainBreak {
+  readonly ok: false;
+  /** The seq of the first record the evidence shows to be wrong (see `ChainVerifier.next`). */
+  readonly position: number;
+  readonly reason: string;
+}
+
 export type ChainVerdict =
-  | { readonly ok: true; readonly count: number; readonly lastHash: string }
-  | { readonly ok: false; readonly position: number; readonly reason: string };
+  { readonly ok: true; readonly count: number; readonly lastHash: string } | ChainBreak;
+
+export type ChainStep = ({ readonly ok: true } & RecordHashes) | ChainBreak;
+
+/**
+ * Streaming chain verification (threat H1), one record at a time in O(1) memory: the one implementation behind
+ * `verifyChain` and the export verifier. A chain can start after an archive boundary (`first`).
+ */
+export class ChainVerifier {
+  private expectedSeq: number;
+  private prev: string;
+  private checked = 0;
+
+  constructor(
+    first: { readonly seq: number; readonly prevHash: string } = { seq: 1, prevHash: GENESIS_HASH },
+  ) {
+    this.expectedSeq = first.seq;
+    this.prev = first.prevHash;
+  }
+
+  /** The seq the next record must carry. */
+  get nextSeq(): number {
+    return this.expectedSeq;
+  }
+
+  /** The hash of the last record accepted (the boundary's hash before any). */
+  get lastHash(): string {
+    return this.prev;
+  }
+
+  get count(): number {
+    return this.checked;
+  }
+
+  /**
+   * Threat H1. A record whose seq is not the next one reports that expected position: the first place where an
+   * event is missing, moved or inserted. A record whose `prevHash` is not the hash of the record before it
+   * reports that earlier record, because the typical attack edits an event's content, which changes its hash
+   * and leaves the successor's `prevHash` pointing at the original. (An edit of the successor's `prevHash`
+   * field itself looks the same; the chain alone cannot tell the two apart.)
+   */
+  next(record: ChainedRecord): ChainStep {
+    const seq = this.expectedSeq;
+    if (record.seq !== seq) {
+      return { ok: false, position: seq, reason: `expected event ${seq}, found seq ${String(record.seq)}` };
+    }
+    if (record.prevHash !== this.prev) return { ok: false, ...this.brokenLink(seq) };
+    const hashes = recordHashes(record);
+    this.prev = hashes.hash;
+    this.expectedSeq++;
+    this.checked++;
+    return { ok: true, ...hashes };
+  }
+
+  private brokenLink(seq: number): { position: number; reason: string } {
+    if (this.checked > 0) {
+      return {
+        position: seq - 1,
+        reason: `event ${seq - 1} does not hash to the prevHash recorded by event ${seq}`,
+      };
+    }
+    if (seq === 1 && this.prev === GENESIS_HASH) {
+      return { position: seq, reason: 'event 1 does not start the log: its prevHash is not 64 zeros' };
+    }
+    return {
+      position: seq,
+      reason: `event ${seq} does not continue the log: its prevHash is not the hash of event ${seq - 1}`,
+    };
+  }
+}
 
 /**
  * Offline verification of a chain (threat H1): sequence numbers follow each other, and each record names the
- * hash of the one before it. Editing, deleting, reordering or inserting a record breaks the chain at that
- * record, whose position is reported. A chain can start after an archive boundary (`first`).
+ * hash of the one before it. Editing, deleting, reordering or inserting a record breaks the chain; the first
+ * bad position is reported as `ChainVerifier.next` describes. An edit of the very last record leaves no
+ * successor to expose it: only a signed checkpoint over the Merkle tree catches that (threat H2).
  */
 export function verifyChain(
   records: Iterable<ChainedRecord>,
   first: { readonly seq: number; readonly prevHash: string } = { seq: 1, prevHash: GENESIS_HASH },
 ): ChainVerdict {
-  let expectedSeq = first.seq;
-  let prev = first.prevHash;
-  let count = 0;
+  const chain = new ChainVerifier(first);
   for (const record of records) {
-    if (record.seq !== expectedSeq) {
-      return {
-        ok: false,
-        position: expectedSeq,
-        reason: `expected sequence ${expectedSeq}, found ${String(record.seq)}`,
-      };
-    }
-    if (record.prevHash !== prev) {
-      return { ok: false, position: record.seq, reason: 'the record does not follow the one before it' };
-    }
-    prev = recordHash(record);
-    expectedSeq++;
-    count++;
+    const step = chain.next(record);
+    if (!step.ok) return step;
   }
-  return { ok: true, count, lastHash: prev };
+  return { ok: true, count: chain.count, lastHash: chain.lastHash };
 }

@@ -42,6 +42,14 @@ export class MerkleTree {
     return this.leaves.length;
   }
 
+  /** The leaf hash at `index` (RFC 6962 2.1: SHA-256(0x00 || entry)), as an inclusion proof starts from it. */
+  leaf(index: number): Buffer {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.leaves.length) {
+      throw new RangeError(`leaf ${index} is not in a tree of ${this.leaves.length} leaves`);
+    }
+    return this.leaves[index] as Buffer;
+  }
+
   /** RFC 6962 2.1 MTH(D[0:size]). */
   root(size = this.leaves.length): Buffer {
     checkSize(size, this.leaves.length);

@@ -112,6 +112,13 @@ export function generateNoteKey(name: string): { signerKey: string; verifierKey:
   };
 }
 
+/** The C2SP verifier key string (`name+hash+base64`) of a key, to publish beside its checkpoints. */
+export function formatVerifierKey(key: NoteVerifier): string {
+  const raw = key.publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519.length);
+  const material = Buffer.concat([Buffer.of(ALG_ED25519), raw]).toString('base64');
+  return `${key.name}+${key.keyId.toString('hex')}+${material}`;
+}
+
 /** signed-note: the text (ending in a newline, without blank lines) followed by a blank line and a signature line. */
 export function signNote(text: string, signer: NoteSigner): string {
   checkText(text);

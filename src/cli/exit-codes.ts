@@ -53,6 +53,7 @@ const BY_CODE: Readonly<Record<ErrorCode | LocalErrorCode, ExitCode>> = {
   upload_aborted: EXIT_CODES.unreachable,
   request_timeout: EXIT_CODES.unreachable,
   not_ready: EXIT_CODES.unreachable,
+  audit_unavailable: EXIT_CODES.unreachable,
   key_unavailable: EXIT_CODES.unexpected,
   master_key_invalid: EXIT_CODES.unexpected,
   storage_error: EXIT_CODES.unexpected,

@@ -4,6 +4,7 @@ import { ConnectionError } from '../client/connection-error.js';
 import { CLIENT_VERSION } from '../client/strongroom-client.js';
 import type { CliIo } from './cli-io.js';
 import { EXIT_CODES, EXIT_CODES_HELP, errorCodeOf, exitCodeFor, type ExitCode } from './exit-codes.js';
+import { registerAuditCommands } from './audit-command.js';
 import { registerKeysCommands } from './keys-command.js';
 import { registerLoginCommands } from './login-command.js';
 import { registerLsCommand } from './ls-command.js';
@@ -34,6 +35,7 @@ export function buildProgram(io: CliIo): Command {
   registerPushCommand(program, io);
   registerPullCommand(program, io);
   registerKeysCommands(program, io);
+  registerAuditCommands(program, io);
   return program;
 }
 

@@ -1,6 +1,12 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type {
+  AuditCheckpointView,
+  AuditEventPage,
+  AuditPruneResult,
+  AuditSearchQuery,
+  ConsistencyProofView,
+  InclusionProofView,
   CommitUploadBody,
   ArtifactPage,
   ArtifactView,
@@ -370,6 +376,52 @@ export class StrongroomClient {
 
   rotateKeys(signal?: AbortSignal): Promise<RotateResult> {
     return this.#json('POST', '/api/v1/keys/rotate', { signal });
+  }
+
+  // ---- audit (auditor role) ---------------------------------------------------------------------------------
+
+  /** One page of events matching the filters; `wait` long-polls for new ones (tail -f). */
+  searchAudit(query: AuditSearchQuery, signal?: AbortSignal): Promise<AuditEventPage> {
+    return this.#json('GET', '/api/v1/audit/events', { query: { ...query }, signal });
+  }
+
+  /** The export as a stream of JSON lines (docs/audit-format.md). */
+  async exportAudit(signal?: AbortSignal): Promise<Readable> {
+    const response = await this.#sendBulk('GET', '/api/v1/audit/export', {
+      headers: { accept: 'application/x-ndjson, application/problem+json' },
+      signal,
+    });
+    if (!(response instanceof Response)) {
+      if (response.status !== 200) throw await apiErrorFromResponse(await response.toResponse());
+      return response.body;
+    }
+    if (!response.ok) throw await apiErrorFromResponse(response);
+    return response.body === null
+      ? Readable.from([])
+      : Readable.fromWeb(response.body as unknown as NodeReadableStream<Uint8Array>);
+  }
+
+  auditCheckpoint(signal?: AbortSignal): Promise<AuditCheckpointView> {
+    return this.#json('GET', '/api/v1/audit/checkpoint', { signal });
+  }
+
+  auditInclusionProof(seq: number, size?: number, signal?: AbortSignal): Promise<InclusionProofView> {
+    return this.#json('GET', '/api/v1/audit/proof/inclusion', { query: { seq, size }, signal });
+  }
+
+  auditConsistencyProof(
+    oldSize: number,
+    newSize?: number,
+    signal?: AbortSignal,
+  ): Promise<ConsistencyProofView> {
+    return this.#json('GET', '/api/v1/audit/proof/consistency', {
+      query: { old: oldSize, new: newSize },
+      signal,
+    });
+  }
+
+  pruneAudit(olderThanDays: number, signal?: AbortSignal): Promise<AuditPruneResult> {
+    return this.#json('POST', '/api/v1/audit/prune', { json: { olderThanDays }, signal });
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------------

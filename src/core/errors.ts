@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   config_invalid: 'the configuration fails validation',
   storage_error: 'the storage backend failed; the operation was not acknowledged',
   not_ready: 'the server is not ready to serve requests',
+  audit_unavailable: 'the audit event could not be written, so the request was refused and nothing changed',
   internal_error: 'an unexpected error; the request id in the response identifies it in the server log',
 } as const;
 

@@ -18,6 +18,8 @@ export const ACTIONS = [
   'version:create',
   'key:read',
   'key:rotate',
+  'audit:read',
+  'audit:prune',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

@@ -1,3 +1,4 @@
+import { runInScope, systemScope } from '../audit/audit-scope.js';
 import type { Clock } from '../core/clock.js';
 import type { DataKey } from '../core/domain.js';
 import { StrongroomError } from '../core/errors.js';
@@ -125,14 +126,20 @@ export class KeyService {
     for (;;) {
       const batch = await this.store.listDataKeysBelow(target, REWRAP_BATCH);
       if (batch.length === 0) break;
-      const changed = await this.store.transaction(async (tx) => {
-        let n = 0;
-        for (const key of batch) {
-          const wrapped = this.keyring.rewrapDataKey(key.id, key.wrapped);
-          if (await tx.rewrapDataKey(key.id, wrapped, target, key.kekVersion)) n++;
-        }
-        return n;
-      });
+      let n = 0;
+      const scope = systemScope('key:rewrap', `kek/${target}`, () =>
+        n === 0 ? null : { kekVersion: target, rewrapped: n },
+      );
+      const changed = await runInScope(scope, () =>
+        this.store.transaction(async (tx) => {
+          n = 0;
+          for (const key of batch) {
+            const wrapped = this.keyring.rewrapDataKey(key.id, key.wrapped);
+            if (await tx.rewrapDataKey(key.id, wrapped, target, key.kekVersion)) n++;
+          }
+          return n;
+        }),
+      );
       rewrapped += changed;
     }
     const destroyedVersions = await this.destroyUnusedKeks(target);
@@ -140,17 +147,23 @@ export class KeyService {
   }
 
   private async destroyUnusedKeks(current: number): Promise<number[]> {
-    const destroyed = await this.store.transaction(async (tx) => {
-      const counts = await tx.countDataKeysByKek();
-      const out: number[] = [];
-      for (const kek of await tx.listKeks()) {
-        if (kek.version >= current || kek.destroyedAt !== null || (counts.get(kek.version) ?? 0) > 0)
-          continue;
-        await tx.destroyKek(kek.version, this.clock.now().toISOString());
-        out.push(kek.version);
-      }
-      return out;
-    });
+    const out: number[] = [];
+    const scope = systemScope('key:destroy', null, () =>
+      out.length === 0 ? null : { kekVersions: out.join(',') },
+    );
+    const destroyed = await runInScope(scope, () =>
+      this.store.transaction(async (tx) => {
+        out.length = 0;
+        const counts = await tx.countDataKeysByKek();
+        for (const kek of await tx.listKeks()) {
+          if (kek.version >= current || kek.destroyedAt !== null || (counts.get(kek.version) ?? 0) > 0)
+            continue;
+          await tx.destroyKek(kek.version, this.clock.now().toISOString());
+          out.push(kek.version);
+        }
+        return [...out];
+      }),
+    );
     for (const v of destroyed) this.keyring.forget(v);
     return destroyed;
   }

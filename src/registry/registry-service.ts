@@ -1,3 +1,4 @@
+import { runInScope, systemScope } from '../audit/audit-scope.js';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import type {
@@ -586,7 +587,10 @@ export class RegistryService {
       const expired = await this.store.listExpiredUploads(this.now(), 100);
       if (expired.length === 0) break;
       for (const session of expired) {
-        await this.discardUpload(session);
+        const scope = systemScope('upload:expire', `upload/${session.id}`, () => ({
+          version: session.versionId,
+        }));
+        await runInScope(scope, () => this.discardUpload(session));
         expiredUploads++;
       }
     }

@@ -1,12 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Problem } from '../api/schemas.js';
+import { loadAuditIdentity } from '../audit/audit-identity.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { AuditPublisher } from '../audit/audit-publisher.js';
+import { auditedStore } from '../audit/audit-scope.js';
+import { FileCheckpointSink, HttpCheckpointSink } from '../audit/checkpoint-sinks.js';
+import { formatVerifierKey } from '../audit/signed-note.js';
+import type { AuditSink } from '../audit/siem/audit-sink.js';
+import { JsonLinesFileSink, type JsonLinesFileSinkOptions } from '../audit/siem/jsonl-file-sink.js';
+import { SyslogSink, type SyslogSinkOptions } from '../audit/siem/syslog-sink.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { ERROR_CODES } from '../core/errors.js';
+import { ERROR_CODES, StrongroomError } from '../core/errors.js';
 import { bootstrapAuthorizer, type Authorizer } from '../policy/authorizer.js';
 import { KeyService } from '../registry/key-service.js';
 import { RegistryService } from '../registry/registry-service.js';
@@ -17,21 +26,29 @@ import type { MetadataStore } from '../storage/metadata-store.js';
 import { openSqliteMetadataStore } from '../storage/sqlite/sqlite-metadata-store.js';
 import { BootstrapTokenAuthenticator, type Authenticator } from './authenticator.js';
 import { ensureBootstrapToken } from './bootstrap-token.js';
-import type { Config } from './config.js';
-import { mapError } from './error-mapper.js';
+import type { Config, ExporterConfig } from './config.js';
+import { mapError, problemBody } from './error-mapper.js';
 import { loadMasterKey } from './master-key.js';
 import { createMetrics, type HttpMetrics } from './metrics.js';
 import { installPipeline, type RouteDeclaration } from './pipeline.js';
+import { auditRoutes } from './routes/audit-routes.js';
 import { registryRoutes } from './routes/registry-routes.js';
 import { systemRoutes } from './routes/system-routes.js';
 
 /** Everything the HTTP layer needs, built once: the one composition root (STYLE.md practice 1). */
 export interface ServerContext {
   readonly config: Config;
+  /** The metadata store as services see it: every transaction in an audit scope records its event. */
   readonly store: MetadataStore;
+  /** The same store without audit recording, for reading the audit log and for its own bookkeeping. */
+  readonly rawStore: MetadataStore;
   readonly blobs: BlobStore;
   readonly keys: KeyService;
   readonly registry: RegistryService;
+  readonly audit: AuditLog;
+  /** The verifier key of the audit log's checkpoints (C2SP signed-note). */
+  readonly auditVerifierKey: string;
+  readonly auditPublisher: AuditPublisher;
   readonly authenticator: Authenticator;
   readonly authorizer: Authorizer;
   readonly clock: Clock;
@@ -68,6 +85,8 @@ export interface ContextOptions {
   readonly clock?: Clock;
   /** File-system operations under the blob store (fault-injection tests replace them). */
   readonly fsOps?: FsOps;
+  /** Failures of background work (checkpoint sinks, exporters, retention), for the server log. */
+  readonly onBackgroundError?: (what: string, err: unknown) => void;
 }
 
 export async function createServerContext(
@@ -84,11 +103,56 @@ export async function createServerContext(
     file: config.masterKeyFile ?? join(config.dataDir, 'master.key'),
     newDataDirectory,
   });
-  const store = await openSqliteMetadataStore(dbPath);
+  const rawStore = await openSqliteMetadataStore(dbPath);
+  let publisher: AuditPublisher | undefined;
   try {
-    await store.migrate();
+    await rawStore.migrate();
+    // Services need the audited store before the log exists (its signing key lives in the keyring).
+    const opened: { log?: AuditLog } = {};
+    // Every service gets the audited store: each transaction made for a request or a background action
+    // commits that action's audit event with it (H3).
+    const store = auditedStore(rawStore, () => {
+      if (!opened.log) throw new StrongroomError('internal_error', 'the audit log is not open yet');
+      return opened.log;
+    });
     const blobs = await openFsBlobStore(join(config.dataDir, 'blobs'), options.fsOps);
     const keys = await KeyService.open(store, master.key, clock);
+    const identity = await loadAuditIdentity(rawStore, keys, config.audit.origin);
+    const audit = new AuditLog(rawStore, clock, {
+      origin: identity.origin,
+      signer: identity.signer,
+      checkpointEvery: config.audit.checkpointEvery,
+    });
+    opened.log = audit;
+    const auditVerifierKey = formatVerifierKey(identity.signer);
+    publisher = new AuditPublisher({
+      store: rawStore,
+      log: audit,
+      clock,
+      checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000,
+      checkpointSinks: config.audit.checkpointSinks.map((sink) =>
+        sink.type === 'file'
+          ? new FileCheckpointSink(sink.name, resolve(sink.path))
+          : new HttpCheckpointSink(
+              sink.name,
+              sink.url,
+              sink.authorizationEnv ? env[sink.authorizationEnv] : undefined,
+            ),
+      ),
+      eventSinks: uniqueNames(config.audit.exporters.map(buildExporter)),
+      retention: {
+        store: rawStore,
+        audited: store,
+        log: { origin: identity.origin, verifierKey: auditVerifierKey },
+        archiveDir: resolve(config.audit.retention.archiveDir ?? join(config.dataDir, 'audit-archive')),
+        maxAgeMs:
+          config.audit.retention.maxAgeDays === undefined
+            ? undefined
+            : config.audit.retention.maxAgeDays * 86_400_000,
+        intervalMs: config.audit.retention.intervalSeconds * 1000,
+      },
+      onError: (what, err) => options.onBackgroundError?.(what, err),
+    });
     // A rotation interrupted by a crash resumes before anything else (G4).
     if (await keys.rewrapPending()) await keys.rewrapAll();
     const registry = new RegistryService(store, blobs, keys, clock, {
@@ -100,23 +164,55 @@ export async function createServerContext(
     });
     await registry.collectGarbage();
     const newAdminToken = await ensureBootstrapToken(store, join(config.dataDir, 'admin.token'));
+    await publisher.start();
+    const started = publisher;
     return {
       config,
       store,
+      rawStore,
       blobs,
       keys,
       registry,
+      audit,
+      auditVerifierKey,
+      auditPublisher: started,
       authenticator: new BootstrapTokenAuthenticator(store),
       authorizer: bootstrapAuthorizer,
       clock,
       newAdminToken,
       masterKey: { origin: master.origin, created: master.created },
-      close: () => store.close(),
+      close: async () => {
+        try {
+          await started.stop();
+        } finally {
+          await rawStore.close();
+        }
+      },
     };
   } catch (err) {
-    await store.close();
+    await publisher?.stop().catch(() => undefined);
+    await rawStore.close();
     throw err;
   }
+}
+
+/** A SIEM exporter from its configuration (docs/siem.md); names default to the type and must be unique. */
+function buildExporter(exporter: ExporterConfig): AuditSink {
+  const { type, ...options } = exporter;
+  return type === 'syslog'
+    ? new SyslogSink(options as SyslogSinkOptions)
+    : new JsonLinesFileSink(options as JsonLinesFileSinkOptions);
+}
+
+/** Positions are persisted by name, so two exporters with one name would share (and corrupt) a position. */
+function uniqueNames<T extends { readonly name: string }>(sinks: T[]): T[] {
+  const seen = new Set<string>();
+  for (const sink of sinks) {
+    if (seen.has(sink.name))
+      throw new StrongroomError('config_invalid', `two audit exporters are named \`${sink.name}\``);
+    seen.add(sink.name);
+  }
+  return sinks;
 }
 
 export interface BuiltApp {
@@ -182,10 +278,16 @@ export async function buildApp(
     },
   });
 
-  const routes = installPipeline(app, { authenticator: ctx.authenticator, authorizer: ctx.authorizer });
+  const routes = installPipeline(app, {
+    authenticator: ctx.authenticator,
+    authorizer: ctx.authorizer,
+    audit: ctx.audit,
+    recordPublicRoutes: config.audit.recordPublicRoutes,
+  });
 
   app.setErrorHandler((err, request, reply) => {
     const mapped = mapError(err);
+    request.errorCode = mapped.code;
     if (mapped.status >= 500) request.log.error({ err }, 'request failed');
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
@@ -198,19 +300,11 @@ export async function buildApp(
       .code(mapped.status)
       .header('content-type', 'application/problem+json')
       .header('cache-control', 'no-store')
-      .send({
-        type: `urn:strongroom:error:${mapped.code}`,
-        title: ERROR_CODES[mapped.code],
-        status: mapped.status,
-        code: mapped.code,
-        detail: mapped.detail,
-        instance: request.url.split('?')[0],
-        requestId: request.id,
-        ...(mapped.details ? { details: mapped.details } : {}),
-      });
+      .send(problemBody(mapped, request));
   });
 
   app.setNotFoundHandler((request, reply) => {
+    request.errorCode = 'route_not_found';
     reply
       .code(404)
       .header('content-type', 'application/problem+json')
@@ -238,6 +332,13 @@ export async function buildApp(
     openapi: () => app.swagger(),
   });
   await app.register(registryRoutes, { registry: ctx.registry, metrics });
+  await app.register(auditRoutes, {
+    store: ctx.rawStore,
+    audit: ctx.audit,
+    verifierKey: ctx.auditVerifierKey,
+    publisher: ctx.auditPublisher,
+    clock: ctx.clock,
+  });
   await app.ready();
   return { app, routes, metrics };
 }

@@ -6,6 +6,98 @@ import { StrongroomError } from '../core/errors.js';
 
 const GiB = 1024 ** 3;
 
+const CheckpointSinkSchema = z.discriminatedUnion('type', [
+  z
+    .object({ type: z.literal('file'), name: z.string().regex(/^[a-z0-9-]{1,40}$/), path: z.string().min(1) })
+    .strict(),
+  z
+    .object({
+      type: z.literal('http'),
+      name: z.string().regex(/^[a-z0-9-]{1,40}$/),
+      url: z.url({ protocol: /^https?$/ }),
+      /** Name of an environment variable holding the Authorization header value (never the value itself). */
+      authorizationEnv: z
+        .string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/)
+        .optional(),
+    })
+    .strict(),
+]);
+
+const ExporterName = z.string().regex(/^[a-z0-9-]{1,40}$/);
+const SiemFormat = z.enum(['json', 'ocsf']).optional();
+
+/** SIEM exporters (docs/siem.md); each sink validates its own ranges and files when it is built. */
+const ExporterSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('syslog'),
+      name: ExporterName.optional(),
+      format: SiemFormat,
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      transport: z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('tcp') }).strict(),
+        z
+          .object({
+            kind: z.literal('tls'),
+            caFile: z.string().min(1),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+            servername: z.string().min(1).optional(),
+          })
+          .strict(),
+      ]),
+      facility: z.number().int().min(0).max(23).optional(),
+      hostname: z.string().min(1).optional(),
+      appName: z.string().min(1).optional(),
+      procId: z.string().min(1).optional(),
+      sdId: z.string().min(1).optional(),
+      connectTimeoutMs: z.number().int().positive().optional(),
+      writeTimeoutMs: z.number().int().positive().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('jsonl'),
+      name: ExporterName.optional(),
+      format: SiemFormat,
+      directory: z.string().min(1),
+      maxBytes: z.number().int().positive().optional(),
+      maxFiles: z.number().int().positive().optional(),
+    })
+    .strict(),
+]);
+export type ExporterConfig = z.infer<typeof ExporterSchema>;
+
+/** The audit log (DESIGN.md section 5, docs/audit.md). */
+const AuditConfigSchema = z
+  .object({
+    /** The checkpoint origin; fixed at the first start (default `strongroom/audit/<random>`). */
+    origin: z.string().min(1).max(200).optional(),
+    /** Sign a checkpoint after this many events... */
+    checkpointEvery: z.number().int().positive().default(1000),
+    /** ...or this many seconds after the last one, if events arrived since. */
+    checkpointIntervalSeconds: z.number().int().positive().default(60),
+    /** Outside copies of every checkpoint (a file on other storage, a witness or transparency service). */
+    checkpointSinks: z.array(CheckpointSinkSchema).default([]),
+    /** Copies of every event for a SIEM, each delivered in order with its own persisted position. */
+    exporters: z.array(ExporterSchema).default([]),
+    retention: z
+      .object({
+        /** Archive and prune events older than this; unset keeps everything. */
+        maxAgeDays: z.number().int().positive().optional(),
+        /** Where archives go (default DATA/audit-archive). */
+        archiveDir: z.string().min(1).optional(),
+        intervalSeconds: z.number().int().positive().default(3600),
+      })
+      .strict()
+      .default({ intervalSeconds: 3600 }),
+    /** Also record the unauthenticated probes (health, readiness, metrics, OpenAPI). */
+    recordPublicRoutes: z.boolean().default(false),
+  })
+  .strict();
+
 /**
  * Every setting with its default, in one schema (DESIGN.md section 9). Unknown keys are rejected, the result
  * is frozen, and values come from a JSON file, then `STRONGROOM_*` variables, then command-line flags.
@@ -74,6 +166,7 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ sessionTtlSeconds: 24 * 3600, gcIntervalSeconds: 600 }),
+    audit: AuditConfigSchema.default(AuditConfigSchema.parse({})),
   })
   .strict();
 

@@ -37,6 +37,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   internal_error: 500,
   storage_error: 503,
   not_ready: 503,
+  audit_unavailable: 503,
 };
 
 /** Codes whose messages may describe server internals: the client gets a generic message instead. */
@@ -101,4 +102,18 @@ export function mapError(err: unknown): MappedError {
     }
   }
   return { status: 500, code: 'internal_error', detail: ERROR_CODES.internal_error };
+}
+
+/** The RFC 9457 body every error answer carries. */
+export function problemBody(mapped: MappedError, request: { readonly url: string; readonly id: string }) {
+  return {
+    type: `urn:strongroom:error:${mapped.code}`,
+    title: ERROR_CODES[mapped.code],
+    status: mapped.status,
+    code: mapped.code,
+    detail: mapped.detail,
+    instance: request.url.split('?')[0],
+    requestId: request.id,
+    ...(mapped.details ? { details: mapped.details } : {}),
+  };
 }

@@ -1,7 +1,12 @@
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { AuditEventBody, AuditSeverity } from '../audit/audit-event.js';
+import { unavailable, type AuditLog } from '../audit/audit-log.js';
+import { runInScope, type AuditScope } from '../audit/audit-scope.js';
 import { StrongroomError, type ErrorCode } from '../core/errors.js';
-import type { Action, Authorizer, Principal, ResourceRef } from '../policy/authorizer.js';
+import type { Action, Authorizer, Decision, Principal, ResourceRef } from '../policy/authorizer.js';
 import type { Authenticator } from './authenticator.js';
+import { mapError, problemBody } from './error-mapper.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -14,7 +19,20 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | undefined;
+    /** The request's audit record; undefined for public routes when those are not recorded. */
+    audit: RequestAudit | undefined;
+    /** The stable code of the error answered, set by the error and not-found handlers. */
+    errorCode: ErrorCode | undefined;
   }
+}
+
+/** What the pipeline learns about a request as it goes, and the scope its transactions record it in. */
+export interface RequestAudit extends AuditScope {
+  principal: Principal | undefined;
+  resource: ResourceRef | undefined;
+  decision: Decision | undefined;
+  /** The request's final event has been handled (recorded, or found already committed with the change). */
+  settled: boolean;
 }
 
 export interface RouteDeclaration {
@@ -30,10 +48,18 @@ export interface RouteDeclaration {
  */
 export function installPipeline(
   app: FastifyInstance,
-  deps: { authenticator: Authenticator; authorizer: Authorizer },
+  deps: {
+    authenticator: Authenticator;
+    authorizer: Authorizer;
+    audit: AuditLog;
+    /** Record the unauthenticated probes (health, readiness, metrics, OpenAPI) too. */
+    recordPublicRoutes: boolean;
+  },
 ): RouteDeclaration[] {
   const declarations: RouteDeclaration[] = [];
   app.decorateRequest('principal', undefined);
+  app.decorateRequest('audit', undefined);
+  app.decorateRequest('errorCode', undefined);
 
   app.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config ?? {};
@@ -46,12 +72,43 @@ export function installPipeline(
     for (const method of methods) {
       declarations.push({ method, url: route.url, public: config.public === true, action: config.action });
     }
+    // The handler and everything it awaits run in the request's audit scope: each metadata transaction it
+    // makes commits the request's event with the change (H3).
+    const handler = route.handler;
+    route.handler = function auditedHandler(this: FastifyInstance, request, reply) {
+      const scope = request.audit;
+      return scope
+        ? runInScope(scope, () => handler.call(this, request, reply))
+        : handler.call(this, request, reply);
+    };
   });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (request.routeOptions.config.public === true) return;
+    const isPublic = request.routeOptions.config.public === true;
+    if (!isPublic || deps.recordPublicRoutes) request.audit = newRequestAudit(request);
+    if (isPublic) return;
     request.principal = await deps.authenticator.authenticate({ headers: request.headers, url: request.url });
+    if (request.audit) request.audit.principal = request.principal;
+  });
+
+  // Every request's event is durable before the first byte of its answer (a download's included); if it
+  // cannot be written, the answer becomes `audit_unavailable` instead.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const scope = request.audit;
+    if (!scope || scope.settled) return payload;
+    scope.settled = true;
+    const failed = reply.statusCode >= 400;
+    if (scope.committed && !failed) return payload;
+    try {
+      await deps.audit.append(requestEvent(request, reply, scope));
+      return payload;
+    } catch (err) {
+      // Not thrown: this may already be an error answer. The answer is replaced, before any byte left.
+      if (payload instanceof Readable) payload.destroy();
+      request.log.error({ err }, 'audit event not written; request refused');
+      return auditUnavailable(request, reply, err);
+    }
   });
 
   app.addHook('preHandler', async (request) => {
@@ -63,6 +120,10 @@ export function installPipeline(
       throw new StrongroomError('unauthenticated', 'the request has no credentials');
     const target = resource(request);
     const decision = await deps.authorizer.authorize({ principal, action, resource: target });
+    if (request.audit) {
+      request.audit.resource = target;
+      request.audit.decision = decision;
+    }
     if (decision.decision === 'allow') return;
     // A resource the caller may not even see answers 404, so denials do not reveal what exists (B1).
     const visible = await deps.authorizer.authorize({
@@ -75,6 +136,101 @@ export function installPipeline(
   });
 
   return declarations;
+}
+
+const REPRESENTATION_HEADERS = [
+  'content-length',
+  'content-range',
+  'content-disposition',
+  'etag',
+  'repr-digest',
+  'accept-ranges',
+];
+
+function auditUnavailable(request: FastifyRequest, reply: FastifyReply, err: unknown): string {
+  const mapped = mapError(unavailable(err));
+  request.errorCode = mapped.code;
+  for (const header of REPRESENTATION_HEADERS) reply.removeHeader(header);
+  reply
+    .code(mapped.status)
+    .header('content-type', 'application/problem+json')
+    .header('cache-control', 'no-store')
+    .header('connection', 'close');
+  return JSON.stringify(problemBody(mapped, request));
+}
+
+function newRequestAudit(request: FastifyRequest): RequestAudit {
+  const scope: RequestAudit = {
+    principal: undefined,
+    resource: undefined,
+    decision: undefined,
+    settled: false,
+    committed: false,
+    record: 'once',
+    event: () => requestEvent(request, undefined, scope),
+  };
+  return scope;
+}
+
+const MAX_USER_AGENT = 256;
+const MAX_PATH = 1024;
+
+/** The event of a request: in a transaction (no status yet, succeeded) or when its answer is sent. */
+function requestEvent(
+  request: FastifyRequest,
+  reply: FastifyReply | undefined,
+  scope: RequestAudit,
+): AuditEventBody {
+  const status = reply ? reply.statusCode : null;
+  const failed = status !== null && status >= 400;
+  const code: ErrorCode | null = failed ? (request.errorCode ?? 'internal_error') : null;
+  const principal = scope.principal;
+  const userAgent = request.headers['user-agent'];
+  return {
+    category: code === 'unauthenticated' ? 'authentication' : 'api',
+    actor: principal
+      ? { id: principal.id, type: principal.kind, authMethod: principal.authMethod }
+      : { id: null, type: 'anonymous', authMethod: null },
+    action: request.routeOptions.config.action ?? (request.is404 ? 'route:unmatched' : 'system:read'),
+    resource: scope.resource ? resourceName(scope.resource) : null,
+    decision: scope.decision
+      ? { effect: scope.decision.decision, policies: [...scope.decision.reasons] }
+      : { effect: 'none', policies: [] },
+    outcome: failed ? 'failed' : 'succeeded',
+    errorCode: code,
+    severity: severityOf(status, code),
+    request: {
+      id: request.id,
+      method: request.method,
+      path: request.url.split('?')[0]?.slice(0, MAX_PATH) ?? '',
+      status,
+      clientAddress: request.ip,
+      userAgent: typeof userAgent === 'string' ? userAgent.slice(0, MAX_USER_AGENT) : null,
+    },
+  };
+}
+
+function severityOf(status: number | null, code: ErrorCode | null): AuditSeverity {
+  if (status === null || status < 400) return 'info';
+  if (status >= 500) return 'error';
+  if (code === 'unauthenticated' || code === 'forbidden' || status === 404) return 'warning';
+  return 'notice';
+}
+
+/** A resource in the reference form people type: `vision`, `vision/resnet`, `vision/resnet:1.0.0`. */
+export function resourceName(resource: ResourceRef): string | null {
+  switch (resource.kind) {
+    case 'organization':
+      return null;
+    case 'project':
+      return resource.project;
+    case 'artifact':
+      return `${resource.project}/${resource.artifact}`;
+    case 'version':
+      return `${resource.project}/${resource.artifact}:${resource.version}`;
+    case 'upload':
+      return `upload/${resource.upload}`;
+  }
 }
 
 function readActionFor(resource: ResourceRef): Action {

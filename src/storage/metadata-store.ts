@@ -64,6 +64,74 @@ export interface MetadataReader {
   listDataKeysBelow(kekVersion: number, limit: number): Promise<readonly DataKey[]>;
   /** How many data keys each KEK version wraps. */
   countDataKeysByKek(): Promise<ReadonlyMap<number, number>>;
+
+  /** The audit log's end (always present; size 0 for a new log). */
+  getAuditState(): Promise<AuditLogState>;
+  /** Where the retained log starts (size 0 until retention prunes). */
+  getAuditBoundary(): Promise<AuditBoundary>;
+  /** Stored (not pruned) events matching the query, in sequence order, after `afterSeq`, at most `limit`. */
+  searchAuditEvents(query: AuditQuery): Promise<readonly StoredAuditEvent[]>;
+  /** Leaf hashes of events `fromSeq..toSeq` inclusive, pruned events included, in sequence order. */
+  listAuditLeaves(fromSeq: number, toSeq: number): Promise<readonly Buffer[]>;
+  /** The highest sequence number whose event time is before `time`; 0 when there is none. */
+  lastAuditSeqBefore(time: string): Promise<number>;
+  getAuditCheckpoint(size: number): Promise<StoredCheckpoint | undefined>;
+  latestAuditCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  /** Checkpoints with `fromSize <= size <= toSize`, by size, at most `limit`. */
+  listAuditCheckpoints(fromSize: number, toSize: number, limit: number): Promise<readonly StoredCheckpoint[]>;
+}
+
+/** The end of the audit log: how many events, the hash of the last, the RFC 6962 compact range over all. */
+export interface AuditLogState {
+  readonly size: number;
+  readonly lastHash: string;
+  /** Compact-range nodes (32 bytes each), largest subtree first. */
+  readonly frontier: readonly Buffer[];
+  /** Events up to this seq were archived and pruned (0 when none were). */
+  readonly prunedThrough: number;
+}
+
+/** The log just before its first retained event: what an export after pruning starts from. */
+export interface AuditBoundary {
+  readonly size: number;
+  /** Hash of event `size` (64 zeros when size is 0). */
+  readonly lastHash: string;
+  /** Compact range over the first `size` leaves. */
+  readonly frontier: readonly Buffer[];
+}
+
+/** An audit event as persisted: its canonical JSON plus the columns searches use. */
+export interface StoredAuditEvent {
+  readonly seq: number;
+  readonly time: string;
+  readonly actor: string | null;
+  readonly action: string;
+  readonly resource: string | null;
+  readonly outcome: string;
+  /** RFC 8785 canonical JSON of the event, exactly the bytes that were hashed. */
+  readonly body: string;
+  /** RFC 6962 leaf hash of `body`. */
+  readonly leaf: Buffer;
+}
+
+export interface AuditQuery {
+  readonly actor?: string | undefined;
+  readonly action?: string | undefined;
+  /** An exact resource, or a prefix when it ends with `*` (`vision/*`). */
+  readonly resource?: string | undefined;
+  readonly outcome?: string | undefined;
+  /** Inclusive lower and exclusive upper bound on the event time (RFC 3339 UTC). */
+  readonly since?: string | undefined;
+  readonly until?: string | undefined;
+  readonly afterSeq: number;
+  readonly limit: number;
+}
+
+export interface StoredCheckpoint {
+  readonly size: number;
+  /** The C2SP signed note, as signed. */
+  readonly note: string;
+  readonly createdAt: string;
 }
 
 export interface ArtifactPatch {
@@ -125,6 +193,20 @@ export interface MetadataWriter extends MetadataReader {
   deleteBlob(id: BlobId): Promise<void>;
   /** Staging blobs of an upload (for cleanup). */
   listUploadBlobs(uploadId: UploadId): Promise<readonly Blob[]>;
+
+  /**
+   * Appends events at the end of the audit log and records its new end. Fails with `storage_error` unless the
+   * log still ends at `expectedSize`: the chain can never fork, even across server instances.
+   */
+  appendAuditEvents(
+    expectedSize: number,
+    events: readonly StoredAuditEvent[],
+    next: AuditLogState,
+  ): Promise<void>;
+  /** A checkpoint at a size already signed is ignored (the first one stays). */
+  insertAuditCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
+  /** Drops the bodies of events up to `boundary.size` (their leaves stay) and records the boundary. */
+  pruneAuditEvents(boundary: AuditBoundary): Promise<void>;
 }
 
 export interface MetadataStore extends MetadataReader {

@@ -10,19 +10,22 @@ const ALLOWED: Record<string, readonly string[]> = {
   core: [],
   crypto: ['core'],
   policy: ['core'],
-  audit: ['core', 'crypto'],
+  // The audit log appends inside the metadata transaction of the change it records (H3), so it needs the
+  // storage interfaces (never an implementation); services record background work through its scopes.
+  audit: ['core', 'crypto', 'storage/interfaces'],
   scan: ['core'],
   provenance: ['core', 'crypto'],
   api: ['core'],
   'storage/interfaces': ['core'],
   'storage/sqlite': ['core', 'storage/interfaces'],
   'storage/fs': ['core', 'storage/interfaces'],
-  registry: ['core', 'crypto', 'storage/interfaces'],
+  registry: ['core', 'crypto', 'storage/interfaces', 'audit'],
   identity: ['core', 'crypto', 'policy', 'storage/interfaces'],
   governance: ['core', 'crypto', 'policy', 'storage/interfaces', 'registry'],
   monitor: ['core', 'storage/interfaces'],
   client: ['core', 'api'],
-  cli: ['core', 'api', 'client'],
+  // `audit verify` and `audit proof` check exports and proofs offline, with the same verifier as the tests.
+  cli: ['core', 'api', 'client', 'audit'],
   server: ['*'],
 };
 

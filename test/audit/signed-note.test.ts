@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MerkleTree, leafHash } from '../../src/audit/merkle-tree.js';
 import {
   formatCheckpoint,
+  formatVerifierKey,
   generateNoteKey,
   openNote,
   parseCheckpoint,
@@ -88,5 +89,13 @@ describe('tlog-checkpoint bodies', () => {
     ]) {
       expect(() => parseCheckpoint(bad), JSON.stringify(bad)).toThrow();
     }
+  });
+});
+
+describe('verifier key formatting', () => {
+  it('formats the verifier key that generateNoteKey printed, from the parsed signer key', () => {
+    const { signerKey, verifierKey } = generateNoteKey('example.com/log');
+    expect(formatVerifierKey(parseSignerKey(signerKey))).toBe(verifierKey);
+    expect(formatVerifierKey(parseVerifierKey(verifierKey))).toBe(verifierKey);
   });
 });

@@ -63,14 +63,14 @@ describe('key rotation', () => {
       destroyedVersions: number[];
     };
     expect(rotated.kekVersion).toBe(before.current + 1);
-    expect(rotated.rewrapped).toBe(3); // two blobs' DEKs and the metadata DEK
+    expect(rotated.rewrapped).toBe(4); // two blobs' DEKs, the metadata DEK and the audit signing key's DEK
     expect(rotated.destroyedVersions).toEqual([before.current]);
     const keys = (await (await server.api('/api/v1/keys')).json()) as {
       versions: { version: number; state: string; dataKeys: number }[];
     };
     expect(keys.versions).toEqual([
       expect.objectContaining({ version: before.current, state: 'destroyed', dataKeys: 0 }),
-      expect.objectContaining({ version: rotated.kekVersion, state: 'current', dataKeys: 3 }),
+      expect.objectContaining({ version: rotated.kekVersion, state: 'current', dataKeys: 4 }),
     ]);
     for (const f of files) expect(sha256((await download(server, f.path)).body!)).toBe(sha256(f.data));
     const detail = (await (await server.api('/api/v1/projects/p/artifacts/m/versions/1')).json()) as {
@@ -93,7 +93,7 @@ describe('key rotation', () => {
       versions: { state: string; dataKeys: number }[];
     };
     expect(listed.versions.filter((v) => v.state !== 'destroyed')).toEqual([
-      expect.objectContaining({ state: 'current', dataKeys: 3 }),
+      expect.objectContaining({ state: 'current', dataKeys: 4 }),
     ]);
     for (const f of files) expect(sha256((await download(server, f.path)).body!)).toBe(sha256(f.data));
   });

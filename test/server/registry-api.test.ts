@@ -440,7 +440,12 @@ describe('authentication', () => {
     const { default: Fastify } = await import('fastify');
     const { installPipeline } = await import('../../src/server/pipeline.js');
     const app = Fastify();
-    installPipeline(app, { authenticator: server.ctx.authenticator, authorizer: server.ctx.authorizer });
+    installPipeline(app, {
+      authenticator: server.ctx.authenticator,
+      authorizer: server.ctx.authorizer,
+      audit: server.ctx.audit,
+      recordPublicRoutes: false,
+    });
     expect(() => app.get('/undeclared', async () => 'x')).toThrow(/declares neither/);
     await app.close();
   });

@@ -195,6 +195,7 @@ describe('SqliteMetadataStore', () => {
       expect(raw.prepare('select name from kysely_migration order by name').pluck().all()).toEqual([
         '0001_initial',
         '0002_file_digests',
+        '0003_audit',
       ]);
     } finally {
       raw.close();

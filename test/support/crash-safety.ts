@@ -3,6 +3,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyExport } from '../../src/audit/export-verifier.js';
 import { spawnServer, type ServerProcess } from './server-process.js';
 
 /**
@@ -100,6 +101,7 @@ export function describeCrashSafety(rounds: number, writerCount = 4): void {
       cursor = page.nextCursor;
     } while (cursor);
     for (const v of acknowledged) expect(listed, `acknowledged ${v.tag} is missing`).toContain(v.tag);
+    await verifyAuditLog(url);
     // Everything visible, acknowledged or not (a commit can land just before the kill), is complete and verifies.
     for (const tag of listed) {
       const v = attempted.get(tag)!;
@@ -112,6 +114,24 @@ export function describeCrashSafety(rounds: number, writerCount = 4): void {
         expect(sha256(Buffer.from(await res.arrayBuffer())), `${tag}/${f.path}`).toBe(sha256(f.data));
       }
     }
+  }
+
+  let verifierKey = '';
+  const trustedCheckpoints: string[] = [];
+
+  /** I1: after every kill the audit chain, tree and every checkpoint verify, and checkpoints signed before stay true. */
+  async function verifyAuditLog(url: string): Promise<void> {
+    const auth = { authorization: `Bearer ${token}` };
+    const checkpoint = (await (await fetch(`${url}/api/v1/audit/checkpoint`, { headers: auth })).json()) as {
+      verifierKey: string;
+      note: string;
+    };
+    if (verifierKey === '') verifierKey = checkpoint.verifierKey;
+    expect(checkpoint.verifierKey).toBe(verifierKey);
+    const text = await (await fetch(`${url}/api/v1/audit/export`, { headers: auth })).text();
+    const verdict = await verifyExport(text.split('\n'), { verifierKey, trustedCheckpoints });
+    expect(verdict, JSON.stringify(verdict)).toMatchObject({ ok: true, first: 1 });
+    trustedCheckpoints.push(checkpoint.note);
   }
 
   describe('crash safety (I1)', () => {

@@ -14,6 +14,9 @@ export interface Database {
   uploads: UploadsTable;
   upload_parts: UploadPartsTable;
   blobs: BlobsTable;
+  audit_events: AuditEventsTable;
+  audit_state: AuditStateTable;
+  audit_checkpoints: AuditCheckpointsTable;
 }
 
 export interface SettingsTable {
@@ -104,5 +107,38 @@ export interface BlobsTable {
   size: number;
   state: string;
   upload_id: string | null;
+  created_at: string;
+}
+
+/** One row per audit event; `body` and the indexed columns become NULL when retention prunes the event. */
+export interface AuditEventsTable {
+  seq: number;
+  time: string | null;
+  actor: string | null;
+  action: string | null;
+  resource: string | null;
+  outcome: string | null;
+  /** The event's RFC 8785 canonical JSON, exactly as hashed. */
+  body: string | null;
+  /** RFC 6962 leaf hash, kept after pruning so proofs stay possible. */
+  leaf: Buffer;
+}
+
+/** The single row (id 1) describing the log's end: size, last chain hash, compact range, retention boundary. */
+export interface AuditStateTable {
+  id: number;
+  size: number;
+  last_hash: string;
+  /** Concatenated 32-byte compact-range nodes, largest subtree first. */
+  frontier: Buffer;
+  pruned_through: number;
+  /** Hash of event `pruned_through` and the compact range at that size: where the retained log starts. */
+  pruned_hash: string;
+  pruned_frontier: Buffer;
+}
+
+export interface AuditCheckpointsTable {
+  size: number;
+  note: string;
   created_at: string;
 }

@@ -152,6 +152,60 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('files_next').renameTo('files').execute();
     },
   },
+  // The audit log (issue 3): events with their Merkle leaves, the log's end state, and signed checkpoints.
+  '0003_audit': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('seq', 'integer', (c) => c.primaryKey())
+        .addColumn('time', 'text')
+        .addColumn('actor', 'text')
+        .addColumn('action', 'text')
+        .addColumn('resource', 'text')
+        .addColumn('outcome', 'text')
+        .addColumn('body', 'text')
+        .addColumn('leaf', 'blob', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema.createIndex('audit_events_time').on('audit_events').columns(['time', 'seq']).execute();
+      await db.schema
+        .createIndex('audit_events_actor')
+        .on('audit_events')
+        .columns(['actor', 'seq'])
+        .execute();
+      await db.schema
+        .createIndex('audit_events_action')
+        .on('audit_events')
+        .columns(['action', 'seq'])
+        .execute();
+      await db.schema
+        .createIndex('audit_events_resource')
+        .on('audit_events')
+        .columns(['resource', 'seq'])
+        .execute();
+      await db.schema
+        .createTable('audit_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('last_hash', 'text', (c) => c.notNull())
+        .addColumn('frontier', 'blob', (c) => c.notNull())
+        .addColumn('pruned_through', 'integer', (c) => c.notNull())
+        .addColumn('pruned_hash', 'text', (c) => c.notNull())
+        .addColumn('pruned_frontier', 'blob', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+      const genesis = '0'.repeat(64);
+      await sql`insert into audit_state (id, size, last_hash, frontier, pruned_through, pruned_hash, pruned_frontier)
+        values (1, 0, ${genesis}, x'', 0, ${genesis}, x'')`.execute(db);
+      await db.schema
+        .createTable('audit_checkpoints')
+        .addColumn('size', 'integer', (c) => c.primaryKey())
+        .addColumn('note', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -35,9 +35,21 @@ import {
 } from '../../core/domain.js';
 import { StrongroomError, quote } from '../../core/errors.js';
 import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from '../../core/ids.js';
-import type { ArtifactPatch, MetadataReader, MetadataStore, MetadataWriter } from '../metadata-store.js';
+import type {
+  ArtifactPatch,
+  AuditBoundary,
+  AuditLogState,
+  AuditQuery,
+  MetadataReader,
+  MetadataStore,
+  MetadataWriter,
+  StoredAuditEvent,
+  StoredCheckpoint,
+} from '../metadata-store.js';
 import type {
   ArtifactsTable,
+  AuditCheckpointsTable,
+  AuditEventsTable,
   BlobsTable,
   Database,
   DataKeysTable,
@@ -326,6 +338,131 @@ class SqliteMetadataReader implements MetadataReader {
         .groupBy('kek_version')
         .execute();
       return new Map(rows.map((r) => [r.kek_version, Number(r.count)]));
+    });
+  }
+
+  getAuditState(): Promise<AuditLogState> {
+    return this.query('getAuditState', async (db) => {
+      const row = await db
+        .selectFrom('audit_state')
+        .selectAll()
+        .where('id', '=', 1)
+        .executeTakeFirstOrThrow();
+      return {
+        size: row.size,
+        lastHash: row.last_hash,
+        frontier: splitNodes(row.frontier),
+        prunedThrough: row.pruned_through,
+      };
+    });
+  }
+
+  getAuditBoundary(): Promise<AuditBoundary> {
+    return this.query('getAuditBoundary', async (db) => {
+      const row = await db
+        .selectFrom('audit_state')
+        .selectAll()
+        .where('id', '=', 1)
+        .executeTakeFirstOrThrow();
+      return {
+        size: row.pruned_through,
+        lastHash: row.pruned_hash,
+        frontier: splitNodes(row.pruned_frontier),
+      };
+    });
+  }
+
+  searchAuditEvents(q: AuditQuery): Promise<readonly StoredAuditEvent[]> {
+    return this.query('searchAuditEvents', async (db) => {
+      let query = db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('seq', '>', q.afterSeq)
+        .where('body', 'is not', null);
+      if (q.actor !== undefined) query = query.where('actor', '=', q.actor);
+      if (q.action !== undefined) query = query.where('action', '=', q.action);
+      if (q.outcome !== undefined) query = query.where('outcome', '=', q.outcome);
+      if (q.since !== undefined) query = query.where('time', '>=', q.since);
+      if (q.until !== undefined) query = query.where('time', '<', q.until);
+      if (q.resource !== undefined) {
+        if (q.resource.endsWith('*')) {
+          // A byte-order range instead of LIKE: no wildcard escaping, and the index applies.
+          const prefix = q.resource.slice(0, -1);
+          query = query.where('resource', '>=', prefix).where('resource', '<', `${prefix}\u{10ffff}`);
+        } else {
+          query = query.where('resource', '=', q.resource);
+        }
+      }
+      const rows = await query.orderBy('seq').limit(positiveLimit(q.limit)).execute();
+      return rows.map(toStoredAuditEvent);
+    });
+  }
+
+  listAuditLeaves(fromSeq: number, toSeq: number): Promise<readonly Buffer[]> {
+    return this.query('listAuditLeaves', async (db) => {
+      const rows = await db
+        .selectFrom('audit_events')
+        .select(['seq', 'leaf'])
+        .where('seq', '>=', fromSeq)
+        .where('seq', '<=', toSeq)
+        .orderBy('seq')
+        .execute();
+      if (rows.length !== Math.max(0, toSeq - fromSeq + 1)) {
+        throw new StrongroomError('storage_error', `audit leaves ${fromSeq}..${toSeq} are incomplete`);
+      }
+      return rows.map((r) => r.leaf);
+    });
+  }
+
+  lastAuditSeqBefore(time: string): Promise<number> {
+    return this.query('lastAuditSeqBefore', async (db) => {
+      const row = await db
+        .selectFrom('audit_events')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .where('time', '<', time)
+        .executeTakeFirst();
+      return row?.seq ?? 0;
+    });
+  }
+
+  getAuditCheckpoint(size: number): Promise<StoredCheckpoint | undefined> {
+    return this.query('getAuditCheckpoint', async (db) => {
+      const row = await db
+        .selectFrom('audit_checkpoints')
+        .selectAll()
+        .where('size', '=', size)
+        .executeTakeFirst();
+      return row && toCheckpoint(row);
+    });
+  }
+
+  latestAuditCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.query('latestAuditCheckpoint', async (db) => {
+      const row = await db
+        .selectFrom('audit_checkpoints')
+        .selectAll()
+        .orderBy('size', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return row && toCheckpoint(row);
+    });
+  }
+
+  listAuditCheckpoints(
+    fromSize: number,
+    toSize: number,
+    limit: number,
+  ): Promise<readonly StoredCheckpoint[]> {
+    return this.query('listAuditCheckpoints', async (db) => {
+      const rows = await db
+        .selectFrom('audit_checkpoints')
+        .selectAll()
+        .where('size', '>=', fromSize)
+        .where('size', '<=', toSize)
+        .orderBy('size')
+        .limit(positiveLimit(limit))
+        .execute();
+      return rows.map(toCheckpoint);
     });
   }
 }
@@ -675,6 +812,76 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
       return rows.map(toBlob);
     });
   }
+
+  appendAuditEvents(
+    expectedSize: number,
+    events: readonly StoredAuditEvent[],
+    next: AuditLogState,
+  ): Promise<void> {
+    return this.query('appendAuditEvents', async (db) => {
+      const moved = await db
+        .updateTable('audit_state')
+        .set({ size: next.size, last_hash: next.lastHash, frontier: Buffer.concat([...next.frontier]) })
+        .where('id', '=', 1)
+        .where('size', '=', expectedSize)
+        .executeTakeFirst();
+      if (moved.numUpdatedRows !== 1n) {
+        throw new StrongroomError('storage_error', `the audit log no longer ends at ${expectedSize}`);
+      }
+      for (const batch of batches(events)) {
+        await db
+          .insertInto('audit_events')
+          .values(
+            batch.map((e) => ({
+              seq: e.seq,
+              time: e.time,
+              actor: e.actor,
+              action: e.action,
+              resource: e.resource,
+              outcome: e.outcome,
+              body: e.body,
+              leaf: e.leaf,
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  insertAuditCheckpoint(checkpoint: StoredCheckpoint): Promise<void> {
+    return this.query('insertAuditCheckpoint', async (db) => {
+      await db
+        .insertInto('audit_checkpoints')
+        .values({ size: checkpoint.size, note: checkpoint.note, created_at: checkpoint.createdAt })
+        .onConflict((oc) => oc.column('size').doNothing())
+        .execute();
+    });
+  }
+
+  pruneAuditEvents(boundary: AuditBoundary): Promise<void> {
+    return this.query('pruneAuditEvents', async (db) => {
+      const moved = await db
+        .updateTable('audit_state')
+        .set({
+          pruned_through: boundary.size,
+          pruned_hash: boundary.lastHash,
+          pruned_frontier: Buffer.concat([...boundary.frontier]),
+        })
+        .where('id', '=', 1)
+        .where('pruned_through', '<', boundary.size)
+        .where('size', '>=', boundary.size)
+        .executeTakeFirst();
+      if (moved.numUpdatedRows !== 1n) {
+        throw new StrongroomError('storage_error', `the audit log cannot be pruned through ${boundary.size}`);
+      }
+      await db
+        .updateTable('audit_events')
+        .set({ time: null, actor: null, action: null, resource: null, outcome: null, body: null })
+        .where('seq', '<=', boundary.size)
+        .where('body', 'is not', null)
+        .execute();
+    });
+  }
 }
 
 interface TransactionState {
@@ -1000,4 +1207,31 @@ function toBlob(r: Selectable<BlobsTable>): Blob {
 
 function toDataKey(r: Selectable<DataKeysTable>): DataKey {
   return { id: r.id as DataKeyId, wrapped: r.wrapped, kekVersion: r.kek_version, createdAt: r.created_at };
+}
+
+function splitNodes(bytes: Buffer): Buffer[] {
+  if (bytes.length % 32 !== 0) throw new StrongroomError('storage_error', 'the audit frontier is corrupt');
+  const nodes: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 32) nodes.push(Buffer.from(bytes.subarray(i, i + 32)));
+  return nodes;
+}
+
+function toStoredAuditEvent(r: Selectable<AuditEventsTable>): StoredAuditEvent {
+  if (r.body === null || r.time === null || r.action === null || r.outcome === null) {
+    throw new StrongroomError('storage_error', `audit event ${r.seq} has been pruned`);
+  }
+  return {
+    seq: r.seq,
+    time: r.time,
+    actor: r.actor,
+    action: r.action,
+    resource: r.resource,
+    outcome: r.outcome,
+    body: r.body,
+    leaf: r.leaf,
+  };
+}
+
+function toCheckpoint(r: Selectable<AuditCheckpointsTable>): StoredCheckpoint {
+  return { size: r.size, note: r.note, createdAt: r.created_at };
 }
