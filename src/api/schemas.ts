@@ -1,5 +1,11 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { ARTIFACT_KINDS, MAX_PAGE_SIZE, SENSITIVITIES, VERSION_STATES } from '../core/domain.js';
+import {
+  ARTIFACT_KINDS,
+  ENVIRONMENTS,
+  MAX_PAGE_SIZE,
+  SENSITIVITIES,
+  VERSION_STATES,
+} from '../core/domain.js';
 
 /**
  * The HTTP API contract (DESIGN.md section 8), shared by the server (route schemas, OpenAPI generation) and
@@ -234,7 +240,27 @@ export const RotateResult = Type.Object({
 });
 export type RotateResult = Static<typeof RotateResult>;
 
-export const WhoAmI = Type.Object({ principal: Type.String(), authMethod: Type.String() });
+export const WhoAmI = Type.Object({
+  principal: Type.String(),
+  authMethod: Type.String(),
+  kind: Type.Optional(Type.String()),
+  name: Type.Optional(Type.String()),
+  groups: Type.Optional(Type.Array(Type.String())),
+  sessionId: Type.Optional(Type.String()),
+  tokenId: Type.Optional(Type.String()),
+  mfaAt: Type.Optional(Type.Union([Timestamp, Type.Null()])),
+  scope: Type.Optional(
+    Type.Union([
+      Type.Object({
+        projects: Type.Optional(Type.Array(Type.String())),
+        actions: Type.Optional(Type.Array(Type.String())),
+        readOnly: Type.Boolean(),
+      }),
+      Type.Null(),
+    ]),
+  ),
+  environment: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+});
 export type WhoAmI = Static<typeof WhoAmI>;
 
 export const Health = Type.Object({ status: Type.String() });
@@ -380,3 +406,181 @@ export const ConsistencyProofView = Type.Object(
   { description: 'RFC 9162 consistency proof between two tree sizes (docs/audit-format.md)' },
 );
 export type ConsistencyProofView = Static<typeof ConsistencyProofView>;
+
+// ---- identity (issue 4, docs/identity.md) -------------------------------------------------------------------
+
+const Secret = (description: string) => Type.String({ minLength: 1, maxLength: 512, description });
+const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: 'a 6-digit TOTP code' });
+const PrincipalRef = Type.String({
+  pattern: '^(user|sa):[a-z0-9._-]{1,64}$',
+  description: '`user:NAME` or `sa:NAME`',
+});
+const EnvironmentSchema = Type.Enum(ENVIRONMENTS);
+
+export const LoginBody = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 128 }),
+    password: Type.String({ minLength: 1, maxLength: 1024 }),
+    code: Type.Optional(TotpCode),
+    recoveryCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  strict,
+);
+export type LoginBody = Static<typeof LoginBody>;
+
+export const SessionTokensView = Type.Object({
+  accessToken: Type.String(),
+  refreshToken: Type.String(),
+  accessExpiresAt: Timestamp,
+  refreshExpiresAt: Timestamp,
+  sessionId: Type.String(),
+});
+export type SessionTokensView = Static<typeof SessionTokensView>;
+
+export const RefreshBody = Type.Object({ refreshToken: Secret('the refresh token') }, strict);
+export const StepUpBody = Type.Object({ code: TotpCode }, strict);
+export const StepUpView = Type.Object({ mfaAt: Timestamp });
+export const EnrollStartBody = Type.Object(
+  { inviteToken: Secret('the invitation token'), password: Type.String({ minLength: 1, maxLength: 1024 }) },
+  strict,
+);
+export const EnrollStartView = Type.Object({
+  username: Type.String(),
+  otpauthUri: Type.String({ description: 'scan into an authenticator app' }),
+  secret: Type.String({ description: 'the base32 TOTP secret, for manual entry' }),
+});
+export type EnrollStartView = Static<typeof EnrollStartView>;
+export const EnrollFinishBody = Type.Object(
+  { inviteToken: Secret('the invitation token'), code: TotpCode },
+  strict,
+);
+export const EnrollFinishView = Type.Object({
+  recoveryCodes: Type.Array(Type.String(), { description: 'single-use; shown once' }),
+  session: SessionTokensView,
+});
+export type EnrollFinishView = Static<typeof EnrollFinishView>;
+
+export const UserView = Type.Object({
+  id: Type.String(),
+  username: Type.String(),
+  displayName: Type.String(),
+  email: Type.Union([Type.String(), Type.Null()]),
+  state: Type.String(),
+  lockedUntil: Type.Union([Timestamp, Type.Null()]),
+  failedLogins: Type.Integer(),
+  createdAt: Timestamp,
+});
+export type UserView = Static<typeof UserView>;
+export const UserPage = pageOf(UserView);
+export type UserPage = Static<typeof UserPage>;
+export const UserParams = Type.Object({ user: Type.String({ maxLength: 128 }) }, strict);
+export const InviteUserBody = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 64 }),
+    displayName: Type.Optional(Type.String({ maxLength: 256 })),
+    email: Type.Optional(Type.String({ maxLength: 256, format: 'email' })),
+  },
+  strict,
+);
+export type InviteUserBody = Static<typeof InviteUserBody>;
+export const InviteView = Type.Object({
+  user: UserView,
+  inviteToken: Type.String({ description: 'shown once; give it to the user over a trusted channel' }),
+  expiresAt: Timestamp,
+});
+export type InviteView = Static<typeof InviteView>;
+
+export const GroupView = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  createdAt: Timestamp,
+});
+export type GroupView = Static<typeof GroupView>;
+export const GroupPage = pageOf(GroupView);
+export type GroupPage = Static<typeof GroupPage>;
+export const GroupParams = Type.Object({ group: Type.String({ maxLength: 128 }) }, strict);
+export const CreateGroupBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 64 }), description: Type.Optional(Description) },
+  strict,
+);
+export const GroupMembersView = Type.Object({
+  group: GroupView,
+  members: Type.Array(Type.Object({ principal: Type.String(), source: Type.String() })),
+});
+export type GroupMembersView = Static<typeof GroupMembersView>;
+export const GroupMemberBody = Type.Object({ principal: PrincipalRef }, strict);
+export const GroupMemberParams = Type.Object(
+  { group: Type.String({ maxLength: 128 }), principal: PrincipalRef },
+  strict,
+);
+
+export const ServiceAccountView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.String(),
+  environment: Type.String(),
+  disabled: Type.Boolean(),
+  createdAt: Timestamp,
+});
+export type ServiceAccountView = Static<typeof ServiceAccountView>;
+export const ServiceAccountPage = pageOf(ServiceAccountView);
+export type ServiceAccountPage = Static<typeof ServiceAccountPage>;
+export const ServiceAccountParams = Type.Object({ account: Type.String({ maxLength: 128 }) }, strict);
+export const CreateServiceAccountBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    environment: EnvironmentSchema,
+    description: Type.Optional(Description),
+  },
+  strict,
+);
+
+export const TokenScopeSchema = Type.Object(
+  {
+    projects: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 100, uniqueItems: true })),
+    actions: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, uniqueItems: true })),
+    readOnly: Type.Boolean(),
+  },
+  strict,
+);
+export const CreateTokenBody = Type.Object(
+  {
+    scope: TokenScopeSchema,
+    ttlSeconds: Type.Integer({ minimum: 60, maximum: 366 * 86_400 }),
+    description: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  strict,
+);
+export type CreateTokenBody = Static<typeof CreateTokenBody>;
+export const TokenView = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  principal: Type.String(),
+  scope: Type.Union([TokenScopeSchema, Type.Null()]),
+  environment: Type.Union([Type.String(), Type.Null()]),
+  description: Type.String(),
+  parentId: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+  revokedAt: Type.Union([Timestamp, Type.Null()]),
+});
+export type TokenView = Static<typeof TokenView>;
+export const IssuedTokenView = Type.Object({
+  token: Type.String({ description: 'shown once; only its hash is kept' }),
+  record: TokenView,
+});
+export type IssuedTokenView = Static<typeof IssuedTokenView>;
+export const TokenParams = Type.Object({ token: Type.String({ maxLength: 64 }) }, strict);
+export const TokenListQuery = Type.Object(
+  { principal: PrincipalRef, includeRevoked: Type.Optional(Type.Boolean()) },
+  strict,
+);
+export const TokenList = Type.Object({ items: Type.Array(TokenView) });
+export type TokenList = Static<typeof TokenList>;
+export const BootstrapTokenView = Type.Object({
+  token: Type.Union([Type.String(), Type.Null()], {
+    description: 'the new token (shown once), or null when disabled',
+  }),
+  enabled: Type.Boolean(),
+});
+export type BootstrapTokenView = Static<typeof BootstrapTokenView>;

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MetadataStore, MetadataWriter } from '../storage/metadata-store.js';
-import type { AuditEventBody } from './audit-event.js';
+import type { AuditActor, AuditEventBody } from './audit-event.js';
 import { unavailable, type AuditLog } from './audit-log.js';
 
 /**
@@ -21,6 +21,26 @@ export interface AuditScope {
   readonly record: 'once' | 'each';
   /** Set when a transaction of this scope committed its event. */
   committed: boolean;
+  /**
+   * Lets the code doing the work say who acted and add facts the request alone does not show (the user a
+   * login named, the lockout it caused). Only request scopes take it; others ignore it.
+   */
+  describe?(facts: AuditFacts): void;
+}
+
+export interface AuditFacts {
+  readonly actor?: AuditActor;
+  readonly details?: AuditEventBody['details'];
+}
+
+/** Adds facts to the current request's event, if there is one. */
+export function describeCurrent(facts: AuditFacts): void {
+  current.getStore()?.describe?.(facts);
+}
+
+/** Runs `fn` so that its transactions record no event (bookkeeping such as a failed-login counter). */
+export function withoutEvent<T>(fn: () => T): T {
+  return current.run({ event: () => null, record: 'each', committed: false }, fn);
 }
 
 const current = new AsyncLocalStorage<AuditScope>();

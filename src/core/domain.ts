@@ -1,4 +1,16 @@
-import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from './ids.js';
+import type {
+  ArtifactId,
+  BlobId,
+  DataKeyId,
+  GroupId,
+  ProjectId,
+  ServiceAccountId,
+  SessionId,
+  TokenId,
+  UploadId,
+  UserId,
+  VersionId,
+} from './ids.js';
 
 export const ARTIFACT_KINDS = ['model', 'dataset', 'features', 'evaluation', 'other'] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
@@ -145,4 +157,90 @@ export interface KekRecord {
 export interface SealedValue {
   readonly dataKeyId: DataKeyId;
   readonly sealed: Buffer;
+}
+
+// ---- identity (issue 4, docs/identity.md) -----------------------------------------------------------------
+
+export const USER_STATES = ['invited', 'active', 'disabled'] as const;
+export type UserState = (typeof USER_STATES)[number];
+
+export const ENVIRONMENTS = ['development', 'staging', 'production'] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export interface User {
+  readonly id: UserId;
+  readonly username: string;
+  readonly displayName: string;
+  readonly email: string | null;
+  readonly state: UserState;
+  /** argon2id PHC string; null until the invitation is accepted (or for single-sign-on-only users). */
+  readonly passwordHash: string | null;
+  /** The TOTP secret sealed under a data key; null until enrolment finished. */
+  readonly totp: SealedValue | null;
+  /** The last TOTP time step accepted: a code of that step or earlier is a replay (A5). */
+  readonly totpLastStep: number;
+  readonly failedLogins: number;
+  readonly lockedUntil: string | null;
+  readonly createdAt: string;
+  readonly createdBy: string;
+}
+
+export interface Group {
+  readonly id: GroupId;
+  readonly name: string;
+  readonly description: string;
+  readonly createdAt: string;
+}
+
+export interface ServiceAccount {
+  readonly id: ServiceAccountId;
+  readonly name: string;
+  readonly description: string;
+  readonly environment: Environment;
+  readonly disabled: boolean;
+  readonly createdAt: string;
+  readonly createdBy: string;
+}
+
+/** What a token may do, on top of what policy allows its principal: it can only narrow (least privilege). */
+export interface TokenScope {
+  /** Project names; absent means every project the principal may use. */
+  readonly projects?: readonly string[];
+  /** Action names; absent means every action. */
+  readonly actions?: readonly string[];
+  /** Only read actions (list, read, download). */
+  readonly readOnly: boolean;
+}
+
+export const TOKEN_KINDS = ['access', 'refresh', 'api', 'federated', 'invite'] as const;
+export type TokenKind = (typeof TOKEN_KINDS)[number];
+
+export interface Session {
+  readonly id: SessionId;
+  readonly userId: UserId;
+  readonly authMethod: string;
+  /** When the user last proved a second factor in this session (login or step-up). */
+  readonly mfaAt: string | null;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly revokedAt: string | null;
+}
+
+export interface TokenRecord {
+  readonly id: TokenId;
+  readonly kind: TokenKind;
+  /** SHA-256 of the token: the token itself is never stored (A6). */
+  readonly hash: string;
+  readonly principalId: string;
+  readonly principalKind: 'user' | 'service';
+  readonly sessionId: SessionId | null;
+  /** The token this one was derived from (A7: revoking it revokes this one). */
+  readonly parentId: TokenId | null;
+  readonly scope: TokenScope | null;
+  readonly environment: Environment | null;
+  readonly description: string;
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly expiresAt: string;
+  readonly revokedAt: string | null;
 }

@@ -10,6 +10,11 @@ export type VersionId = Id<'version'>;
 export type UploadId = Id<'upload'>;
 export type BlobId = Id<'blob'>;
 export type DataKeyId = Id<'datakey'>;
+export type UserId = Id<'user'>;
+export type GroupId = Id<'group'>;
+export type ServiceAccountId = Id<'serviceAccount'>;
+export type SessionId = Id<'session'>;
+export type TokenId = Id<'token'>;
 
 const PREFIX = {
   project: 'prj',
@@ -18,6 +23,11 @@ const PREFIX = {
   upload: 'upl',
   blob: 'blb',
   datakey: 'dk',
+  user: 'usr',
+  group: 'grp',
+  serviceAccount: 'sa',
+  session: 'ses',
+  token: 'tok',
 } as const;
 type Kind = keyof typeof PREFIX;
 
@@ -26,7 +36,7 @@ export function newId<K extends Kind>(kind: K): Id<K> {
   return `${PREFIX[kind]}_${randomBytes(16).toString('hex')}` as Id<K>;
 }
 
-const ID_SHAPE = /^(prj|art|ver|upl|blb|dk)_[0-9a-f]{32}$/;
+const ID_SHAPE = /^(prj|art|ver|upl|blb|dk|usr|grp|sa|ses|tok)_[0-9a-f]{32}$/;
 
 /** Parse an id received from outside (a URL, a file name); undefined when it is not an id of that kind. */
 export function parseId<K extends Kind>(kind: K, input: string): Id<K> | undefined {

@@ -1,3 +1,5 @@
+import type { Environment, TokenScope } from '../core/domain.js';
+
 /**
  * The authorization seam of the request pipeline (DESIGN.md sections 2 and 7): request -> decision + reasons +
  * errors, default deny. The HTTP layer only asks; it never decides. The Cedar authorizer replaces the
@@ -20,6 +22,26 @@ export const ACTIONS = [
   'key:rotate',
   'audit:read',
   'audit:prune',
+  'auth:login',
+  'auth:refresh',
+  'auth:enroll',
+  'auth:step-up',
+  'session:list',
+  'session:revoke',
+  'user:create',
+  'user:list',
+  'user:read',
+  'user:update',
+  'group:create',
+  'group:list',
+  'group:update',
+  'sa:create',
+  'sa:list',
+  'sa:update',
+  'token:create',
+  'token:list',
+  'token:revoke',
+  'bootstrap:manage',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -41,6 +63,19 @@ export interface Principal {
   readonly kind: 'user' | 'service';
   /** How this request proved who it is (for policy conditions and audit). */
   readonly authMethod: string;
+  /** A readable name (username, service account name). */
+  readonly name?: string;
+  readonly groups?: readonly string[];
+  /** The login session behind a user's token. */
+  readonly sessionId?: string;
+  /** The token this request presented. */
+  readonly tokenId?: string;
+  /** When the user last proved a second factor (login or step-up); null when never in this session. */
+  readonly mfaAt?: string | null;
+  /** What the token may do at most; absent or null for an unrestricted token. */
+  readonly scope?: TokenScope | null;
+  /** The environment a service account (and its tokens) is bound to. */
+  readonly environment?: Environment | null;
 }
 
 export interface AuthorizationRequest {
@@ -63,10 +98,74 @@ export interface Authorizer {
 
 export const BOOTSTRAP_ADMIN = 'bootstrap-admin';
 
-/** Until identities and policies exist: the bootstrap administrator may do everything, anyone else nothing. */
-export const bootstrapAuthorizer: Authorizer = {
-  authorize: async ({ principal }) =>
-    principal.id === BOOTSTRAP_ADMIN && principal.authMethod === 'bootstrap-token'
-      ? { decision: 'allow', reasons: ['bootstrap-admin'], errors: [] }
-      : { decision: 'deny', reasons: [], errors: [] },
+/** Members of this group may do everything (until Cedar role bindings arrive with the authorization issue). */
+export const ADMINS_GROUP = 'admins';
+
+/** What every authenticated principal may do for itself. */
+const SELF_SERVICE: ReadonlySet<Action> = new Set([
+  'session:read',
+  'auth:step-up',
+  'session:list',
+  'session:revoke',
+]);
+
+/** Actions that change nothing: what a read-only token is limited to. */
+export const READ_ACTIONS: ReadonlySet<Action> = new Set([
+  'session:read',
+  'session:list',
+  'project:list',
+  'project:read',
+  'artifact:list',
+  'artifact:read',
+  'version:list',
+  'version:read',
+  'version:download',
+  'key:read',
+  'audit:read',
+  'user:list',
+  'user:read',
+  'group:list',
+  'sa:list',
+  'token:list',
+]);
+
+/**
+ * Until Cedar policies exist (the authorization issue): the bootstrap administrator and members of `admins`
+ * may do everything, every principal may manage its own session, anyone else nothing (default deny). A
+ * token's scope then narrows whatever was allowed: a token can never do more than its principal.
+ */
+export const interimAuthorizer: Authorizer = {
+  authorize: async ({ principal, action, resource }) => {
+    const deny: Decision = { decision: 'deny', reasons: [], errors: [] };
+    let reason: string;
+    if (principal.id === BOOTSTRAP_ADMIN && principal.authMethod === 'bootstrap-token')
+      reason = 'bootstrap-admin';
+    else if (principal.groups?.includes(ADMINS_GROUP) === true) reason = 'group:admins';
+    else if (SELF_SERVICE.has(action)) reason = 'self-service';
+    else return deny;
+    const narrowed = scopeDenies(principal.scope ?? null, action, resource);
+    if (narrowed !== undefined) return { decision: 'deny', reasons: [narrowed], errors: [] };
+    return { decision: 'allow', reasons: [reason], errors: [] };
+  },
 };
+
+/** The older name: the interim authorizer allows the bootstrap administrator exactly as before. */
+export const bootstrapAuthorizer = interimAuthorizer;
+
+/** Why a token's scope forbids this request, or undefined when it does not (least privilege, A7). */
+export function scopeDenies(
+  scope: TokenScope | null,
+  action: Action,
+  resource: ResourceRef,
+): string | undefined {
+  if (scope === null) return undefined;
+  if (scope.readOnly && !READ_ACTIONS.has(action)) return 'token-scope:read-only';
+  if (scope.actions !== undefined && !scope.actions.includes(action)) return 'token-scope:action';
+  if (scope.projects !== undefined) {
+    // An upload session belongs to whoever created it, and creating it was checked against the scope.
+    if (resource.kind === 'upload') return undefined;
+    if (resource.kind === 'organization') return READ_ACTIONS.has(action) ? undefined : 'token-scope:project';
+    if (!scope.projects.includes(resource.project)) return 'token-scope:project';
+  }
+  return undefined;
+}

@@ -16,7 +16,10 @@ import { JsonLinesFileSink, type JsonLinesFileSinkOptions } from '../audit/siem/
 import { SyslogSink, type SyslogSinkOptions } from '../audit/siem/syslog-sink.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERROR_CODES, StrongroomError } from '../core/errors.js';
-import { bootstrapAuthorizer, type Authorizer } from '../policy/authorizer.js';
+import { interimAuthorizer, type Authorizer } from '../policy/authorizer.js';
+import { IdentityAuthenticator } from '../identity/identity-authenticator.js';
+import { IdentityService } from '../identity/identity-service.js';
+import { STEP_UP_ACTIONS, requireRecentMfa } from '../identity/step-up.js';
 import { KeyService } from '../registry/key-service.js';
 import { RegistryService } from '../registry/registry-service.js';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -24,7 +27,7 @@ import { openFsBlobStore } from '../storage/fs/fs-blob-store.js';
 import type { FsOps } from '../storage/fs/fs-ops.js';
 import type { MetadataStore } from '../storage/metadata-store.js';
 import { openSqliteMetadataStore } from '../storage/sqlite/sqlite-metadata-store.js';
-import { BootstrapTokenAuthenticator, type Authenticator } from './authenticator.js';
+import { TokenAuthenticator, type Authenticator } from './authenticator.js';
 import { ensureBootstrapToken } from './bootstrap-token.js';
 import type { Config, ExporterConfig } from './config.js';
 import { mapError, problemBody } from './error-mapper.js';
@@ -32,6 +35,7 @@ import { loadMasterKey } from './master-key.js';
 import { createMetrics, type HttpMetrics } from './metrics.js';
 import { installPipeline, type RouteDeclaration } from './pipeline.js';
 import { auditRoutes } from './routes/audit-routes.js';
+import { identityRoutes } from './routes/identity-routes.js';
 import { registryRoutes } from './routes/registry-routes.js';
 import { systemRoutes } from './routes/system-routes.js';
 
@@ -46,6 +50,7 @@ export interface ServerContext {
   readonly keys: KeyService;
   readonly registry: RegistryService;
   readonly audit: AuditLog;
+  readonly identity: IdentityService;
   /** The verifier key of the audit log's checkpoints (C2SP signed-note). */
   readonly auditVerifierKey: string;
   readonly auditPublisher: AuditPublisher;
@@ -117,14 +122,14 @@ export async function createServerContext(
     });
     const blobs = await openFsBlobStore(join(config.dataDir, 'blobs'), options.fsOps);
     const keys = await KeyService.open(store, master.key, clock);
-    const identity = await loadAuditIdentity(rawStore, keys, config.audit.origin);
+    const auditIdentity = await loadAuditIdentity(rawStore, keys, config.audit.origin);
     const audit = new AuditLog(rawStore, clock, {
-      origin: identity.origin,
-      signer: identity.signer,
+      origin: auditIdentity.origin,
+      signer: auditIdentity.signer,
       checkpointEvery: config.audit.checkpointEvery,
     });
     opened.log = audit;
-    const auditVerifierKey = formatVerifierKey(identity.signer);
+    const auditVerifierKey = formatVerifierKey(auditIdentity.signer);
     publisher = new AuditPublisher({
       store: rawStore,
       log: audit,
@@ -143,7 +148,7 @@ export async function createServerContext(
       retention: {
         store: rawStore,
         audited: store,
-        log: { origin: identity.origin, verifierKey: auditVerifierKey },
+        log: { origin: auditIdentity.origin, verifierKey: auditVerifierKey },
         archiveDir: resolve(config.audit.retention.archiveDir ?? join(config.dataDir, 'audit-archive')),
         maxAgeMs:
           config.audit.retention.maxAgeDays === undefined
@@ -166,6 +171,14 @@ export async function createServerContext(
     const newAdminToken = await ensureBootstrapToken(store, join(config.dataDir, 'admin.token'));
     await publisher.start();
     const started = publisher;
+    const identity = new IdentityService(store, keys, clock, {
+      accessTokenTtlSeconds: config.identity.accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: config.identity.refreshTokenTtlSeconds,
+      inviteTtlSeconds: config.identity.inviteTtlSeconds,
+      apiTokenMaxTtlSeconds: config.identity.apiTokenMaxTtlSeconds,
+      lockout: config.identity.lockout,
+      totpIssuer: config.identity.totpIssuer,
+    });
     return {
       config,
       store,
@@ -174,10 +187,11 @@ export async function createServerContext(
       keys,
       registry,
       audit,
+      identity,
       auditVerifierKey,
       auditPublisher: started,
-      authenticator: new BootstrapTokenAuthenticator(store),
-      authorizer: bootstrapAuthorizer,
+      authenticator: new TokenAuthenticator(new IdentityAuthenticator(rawStore, clock)),
+      authorizer: interimAuthorizer,
       clock,
       newAdminToken,
       masterKey: { origin: master.origin, created: master.created },
@@ -282,7 +296,11 @@ export async function buildApp(
     authenticator: ctx.authenticator,
     authorizer: ctx.authorizer,
     audit: ctx.audit,
-    recordPublicRoutes: config.audit.recordPublicRoutes,
+    recordProbes: config.audit.recordProbes,
+    stepUp: (principal, action) => {
+      if (STEP_UP_ACTIONS.has(action))
+        requireRecentMfa(principal, ctx.clock.now(), config.identity.stepUpMaxAgeSeconds, `\`${action}\``);
+    },
   });
 
   app.setErrorHandler((err, request, reply) => {
@@ -331,7 +349,13 @@ export async function buildApp(
     metrics,
     openapi: () => app.swagger(),
   });
-  await app.register(registryRoutes, { registry: ctx.registry, metrics });
+  await app.register(registryRoutes, {
+    registry: ctx.registry,
+    metrics,
+    requireStepUp: (principal, what) =>
+      requireRecentMfa(principal, ctx.clock.now(), config.identity.stepUpMaxAgeSeconds, what),
+  });
+  await app.register(identityRoutes, { identity: ctx.identity, store: ctx.store });
   await app.register(auditRoutes, {
     store: ctx.rawStore,
     audit: ctx.audit,

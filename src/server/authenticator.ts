@@ -1,8 +1,6 @@
 import { StrongroomError } from '../core/errors.js';
-import { constantTimeEqual, sha256Hex } from '../crypto/digest.js';
-import { BOOTSTRAP_ADMIN, type Principal } from '../policy/authorizer.js';
-import type { MetadataReader } from '../storage/metadata-store.js';
-import { BOOTSTRAP_TOKEN_SETTING } from './bootstrap-token.js';
+import type { IdentityAuthenticator } from '../identity/identity-authenticator.js';
+import type { Principal } from '../policy/authorizer.js';
 
 export interface CredentialRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -34,16 +32,11 @@ export function bearerToken(request: CredentialRequest): string {
   return match[1];
 }
 
-/** Accepts the bootstrap admin token, compared by hash in constant time. */
-export class BootstrapTokenAuthenticator implements Authenticator {
-  constructor(private readonly store: MetadataReader) {}
+/** Bearer tokens of every kind: the bootstrap token, user sessions, service-account and federated tokens. */
+export class TokenAuthenticator implements Authenticator {
+  constructor(private readonly identities: IdentityAuthenticator) {}
 
-  async authenticate(request: CredentialRequest): Promise<Principal> {
-    const token = bearerToken(request);
-    const expected = await this.store.getSetting(BOOTSTRAP_TOKEN_SETTING);
-    if (expected === undefined || !constantTimeEqual(sha256Hex(token), expected)) {
-      throw new StrongroomError('unauthenticated', 'the token is not valid');
-    }
-    return { id: BOOTSTRAP_ADMIN, kind: 'user', authMethod: 'bootstrap-token' };
+  authenticate(request: CredentialRequest): Promise<Principal> {
+    return this.identities.authenticate(bearerToken(request));
   }
 }

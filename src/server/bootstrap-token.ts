@@ -3,7 +3,9 @@ import { open, rm } from 'node:fs/promises';
 import { randomToken, sha256Hex } from '../crypto/digest.js';
 import type { MetadataStore } from '../storage/metadata-store.js';
 
-export const BOOTSTRAP_TOKEN_SETTING = 'bootstrap_admin_token_sha256';
+import { BOOTSTRAP_TOKEN_SETTING } from '../identity/identity-authenticator.js';
+
+export { BOOTSTRAP_TOKEN_SETTING };
 export const TOKEN_PREFIX = 'srt_';
 
 /**

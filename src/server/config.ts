@@ -94,7 +94,46 @@ const AuditConfigSchema = z
       .strict()
       .default({ intervalSeconds: 3600 }),
     /** Also record the unauthenticated probes (health, readiness, metrics, OpenAPI). */
-    recordPublicRoutes: z.boolean().default(false),
+    recordProbes: z.boolean().default(false),
+  })
+  .strict();
+
+/** Users, sessions, tokens, lockout and step-up (docs/identity.md). */
+const IdentityConfigSchema = z
+  .object({
+    accessTokenTtlSeconds: z.number().int().min(60).max(3600).default(900),
+    refreshTokenTtlSeconds: z
+      .number()
+      .int()
+      .min(300)
+      .max(7 * 86_400)
+      .default(12 * 3600),
+    inviteTtlSeconds: z
+      .number()
+      .int()
+      .min(300)
+      .max(30 * 86_400)
+      .default(3 * 86_400),
+    apiTokenMaxTtlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(366 * 86_400)
+      .default(90 * 86_400),
+    /** Sensitive actions need a TOTP verification at most this old. */
+    stepUpMaxAgeSeconds: z.number().int().min(60).max(86_400).default(900),
+    lockout: z
+      .object({
+        /** Failures before the first lock... */
+        threshold: z.number().int().min(1).max(100).default(5),
+        /** ...which lasts this long, doubling with each further failure... */
+        baseSeconds: z.number().int().min(1).default(60),
+        /** ...up to this. */
+        maxSeconds: z.number().int().min(1).default(3600),
+      })
+      .strict()
+      .default({ threshold: 5, baseSeconds: 60, maxSeconds: 3600 }),
+    totpIssuer: z.string().min(1).max(64).default('Strongroom'),
   })
   .strict();
 
@@ -167,6 +206,7 @@ export const ConfigSchema = z
       .strict()
       .default({ sessionTtlSeconds: 24 * 3600, gcIntervalSeconds: 600 }),
     audit: AuditConfigSchema.default(AuditConfigSchema.parse({})),
+    identity: IdentityConfigSchema.default(IdentityConfigSchema.parse({})),
   })
   .strict();
 

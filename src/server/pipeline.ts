@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import type { AuditEventBody, AuditSeverity } from '../audit/audit-event.js';
+import type { AuditActor, AuditCategory, AuditEventBody, AuditSeverity } from '../audit/audit-event.js';
 import { unavailable, type AuditLog } from '../audit/audit-log.js';
 import { runInScope, type AuditScope } from '../audit/audit-scope.js';
 import { StrongroomError, type ErrorCode } from '../core/errors.js';
@@ -16,6 +16,8 @@ declare module 'fastify' {
     resource?: (request: FastifyRequest) => ResourceRef;
     /** On the short allow-list of unauthenticated routes (DESIGN.md section 2). */
     public?: boolean;
+    /** A health, readiness, metrics or documentation probe: not audited unless configured (docs/audit.md). */
+    probe?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | undefined;
@@ -29,6 +31,9 @@ declare module 'fastify' {
 /** What the pipeline learns about a request as it goes, and the scope its transactions record it in. */
 export interface RequestAudit extends AuditScope {
   principal: Principal | undefined;
+  /** Who acted, when the handler learned it (a login names its user); else the authenticated principal. */
+  actor: AuditActor | undefined;
+  details: AuditEventBody['details'] | undefined;
   resource: ResourceRef | undefined;
   decision: Decision | undefined;
   /** The request's final event has been handled (recorded, or found already committed with the change). */
@@ -53,7 +58,9 @@ export function installPipeline(
     authorizer: Authorizer;
     audit: AuditLog;
     /** Record the unauthenticated probes (health, readiness, metrics, OpenAPI) too. */
-    recordPublicRoutes: boolean;
+    recordProbes: boolean;
+    /** Step-up: throws `mfa_required` when an allowed action needs a fresher second factor. */
+    stepUp?: (principal: Principal, action: Action) => void;
   },
 ): RouteDeclaration[] {
   const declarations: RouteDeclaration[] = [];
@@ -86,7 +93,8 @@ export function installPipeline(
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const isPublic = request.routeOptions.config.public === true;
-    if (!isPublic || deps.recordPublicRoutes) request.audit = newRequestAudit(request);
+    if (request.routeOptions.config.probe !== true || deps.recordProbes)
+      request.audit = newRequestAudit(request);
     if (isPublic) return;
     request.principal = await deps.authenticator.authenticate({ headers: request.headers, url: request.url });
     if (request.audit) request.audit.principal = request.principal;
@@ -124,7 +132,10 @@ export function installPipeline(
       request.audit.resource = target;
       request.audit.decision = decision;
     }
-    if (decision.decision === 'allow') return;
+    if (decision.decision === 'allow') {
+      deps.stepUp?.(principal, action);
+      return;
+    }
     // A resource the caller may not even see answers 404, so denials do not reveal what exists (B1).
     const visible = await deps.authorizer.authorize({
       principal,
@@ -162,6 +173,12 @@ function auditUnavailable(request: FastifyRequest, reply: FastifyReply, err: unk
 function newRequestAudit(request: FastifyRequest): RequestAudit {
   const scope: RequestAudit = {
     principal: undefined,
+    actor: undefined,
+    details: undefined,
+    describe: (facts) => {
+      if (facts.actor) scope.actor = facts.actor;
+      if (facts.details) scope.details = { ...scope.details, ...facts.details };
+    },
     resource: undefined,
     decision: undefined,
     settled: false,
@@ -186,12 +203,15 @@ function requestEvent(
   const code: ErrorCode | null = failed ? (request.errorCode ?? 'internal_error') : null;
   const principal = scope.principal;
   const userAgent = request.headers['user-agent'];
+  const action = request.routeOptions.config.action ?? (request.is404 ? 'route:unmatched' : 'system:read');
   return {
-    category: code === 'unauthenticated' ? 'authentication' : 'api',
-    actor: principal
-      ? { id: principal.id, type: principal.kind, authMethod: principal.authMethod }
-      : { id: null, type: 'anonymous', authMethod: null },
-    action: request.routeOptions.config.action ?? (request.is404 ? 'route:unmatched' : 'system:read'),
+    category: categoryOf(action, code),
+    actor:
+      scope.actor ??
+      (principal
+        ? { id: principal.id, type: principal.kind, authMethod: principal.authMethod }
+        : { id: null, type: 'anonymous', authMethod: null }),
+    action,
     resource: scope.resource ? resourceName(scope.resource) : null,
     decision: scope.decision
       ? { effect: scope.decision.decision, policies: [...scope.decision.reasons] }
@@ -207,7 +227,15 @@ function requestEvent(
       clientAddress: request.ip,
       userAgent: typeof userAgent === 'string' ? userAgent.slice(0, MAX_USER_AGENT) : null,
     },
+    ...(scope.details ? { details: scope.details } : {}),
   };
+}
+
+/** The OCSF class an event belongs to: sign-ins, changes to accounts and credentials, or API activity. */
+function categoryOf(action: string, code: ErrorCode | null): AuditCategory {
+  if (code === 'unauthenticated' || action.startsWith('auth:')) return 'authentication';
+  if (/^(user|group|sa|token|bootstrap):/.test(action)) return 'account';
+  return 'api';
 }
 
 function severityOf(status: number | null, code: ErrorCode | null): AuditSeverity {

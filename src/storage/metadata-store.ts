@@ -1,6 +1,11 @@
 import type {
   Artifact,
   ArtifactKind,
+  Group,
+  ServiceAccount,
+  Session,
+  TokenRecord,
+  User,
   Blob,
   DataKey,
   FileDigest,
@@ -15,7 +20,19 @@ import type {
   UploadSession,
   Version,
 } from '../core/domain.js';
-import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from '../core/ids.js';
+import type {
+  ArtifactId,
+  BlobId,
+  DataKeyId,
+  GroupId,
+  ProjectId,
+  ServiceAccountId,
+  SessionId,
+  TokenId,
+  UploadId,
+  UserId,
+  VersionId,
+} from '../core/ids.js';
 
 /**
  * Metadata persistence, owned by the core and implemented per backend (SQLite now, PostgreSQL later). Every
@@ -79,6 +96,43 @@ export interface MetadataReader {
   latestAuditCheckpoint(): Promise<StoredCheckpoint | undefined>;
   /** Checkpoints with `fromSize <= size <= toSize`, by size, at most `limit`. */
   listAuditCheckpoints(fromSize: number, toSize: number, limit: number): Promise<readonly StoredCheckpoint[]>;
+
+  getUserById(id: UserId): Promise<User | undefined>;
+  getUserByName(username: string): Promise<User | undefined>;
+  /** Ordered by username; `after` is a username. */
+  listUsers(page: PageRequest): Promise<Page<User>>;
+  getGroupByName(name: string): Promise<Group | undefined>;
+  /** Ordered by name; `after` is a name. */
+  listGroups(page: PageRequest): Promise<Page<Group>>;
+  /** Principal ids in the group, ordered. */
+  listGroupMembers(groupId: GroupId): Promise<readonly { principalId: string; source: string }[]>;
+  /** Names of the groups a principal belongs to, ordered. */
+  groupsOf(principalId: string): Promise<readonly string[]>;
+  getServiceAccountById(id: ServiceAccountId): Promise<ServiceAccount | undefined>;
+  getServiceAccountByName(name: string): Promise<ServiceAccount | undefined>;
+  /** Ordered by name; `after` is a name. */
+  listServiceAccounts(page: PageRequest): Promise<Page<ServiceAccount>>;
+  getSession(id: SessionId): Promise<Session | undefined>;
+  getTokenByHash(hash: string): Promise<TokenRecord | undefined>;
+  getTokenById(id: TokenId): Promise<TokenRecord | undefined>;
+  /** Tokens of a principal (every kind except invitations and revoked ones unless asked), newest first. */
+  listTokens(principalId: string, includeRevoked: boolean): Promise<readonly TokenRecord[]>;
+  /** The user a federated identity (provider + subject) belongs to. */
+  getFederatedUser(provider: string, subject: string): Promise<UserId | undefined>;
+  /** How many recovery codes the user has left. */
+  countRecoveryCodes(userId: UserId): Promise<number>;
+}
+
+export interface UserPatch {
+  readonly displayName?: string;
+  readonly email?: string | null;
+  readonly state?: User['state'];
+  readonly passwordHash?: string | null;
+  readonly totp?: SealedValue | null;
+  readonly totpLastStep?: number;
+  readonly failedLogins?: number;
+  readonly lockedUntil?: string | null;
+  readonly updatedAt: string;
 }
 
 /** The end of the audit log: how many events, the hash of the last, the RFC 6962 compact range over all. */
@@ -207,6 +261,42 @@ export interface MetadataWriter extends MetadataReader {
   insertAuditCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
   /** Drops the bodies of events up to `boundary.size` (their leaves stay) and records the boundary. */
   pruneAuditEvents(boundary: AuditBoundary): Promise<void>;
+
+  /** Throws `user_exists` on a duplicate username. */
+  insertUser(user: User): Promise<void>;
+  updateUser(id: UserId, patch: UserPatch): Promise<void>;
+  /**
+   * Compare-and-set of the TOTP replay guard: records `step` only if it is later than the stored one, so a
+   * code is accepted once even by concurrent logins (A5). Returns false for a replay.
+   */
+  advanceTotpStep(id: UserId, step: number): Promise<boolean>;
+  /** Throws `group_exists` on a duplicate name. */
+  insertGroup(group: Group): Promise<void>;
+  /** Idempotent. */
+  addGroupMember(groupId: GroupId, principalId: string, source: string): Promise<void>;
+  /** Returns false when the principal was not a member. */
+  removeGroupMember(groupId: GroupId, principalId: string): Promise<boolean>;
+  /** Throws `service_account_exists` on a duplicate name. */
+  insertServiceAccount(account: ServiceAccount): Promise<void>;
+  setServiceAccountDisabled(id: ServiceAccountId, disabled: boolean): Promise<void>;
+  insertSession(session: Session): Promise<void>;
+  setSessionMfa(id: SessionId, at: string): Promise<void>;
+  /** Revokes one session, or every session of a user; returns how many were revoked. */
+  revokeSessions(
+    target: { readonly sessionId: SessionId } | { readonly userId: UserId },
+    at: string,
+  ): Promise<number>;
+  insertToken(token: TokenRecord): Promise<void>;
+  /** Revokes a token, or every token of a principal; returns how many were revoked. */
+  revokeTokens(
+    target: { readonly tokenId: TokenId } | { readonly principalId: string },
+    at: string,
+  ): Promise<number>;
+  insertFederatedIdentity(provider: string, subject: string, userId: UserId, at: string): Promise<void>;
+  /** Replaces every recovery code of the user with these hashes. */
+  replaceRecoveryCodes(userId: UserId, hashes: readonly string[]): Promise<void>;
+  /** Uses one code: true if it existed and was unused (then it is used up). */
+  useRecoveryCode(userId: UserId, hash: string, at: string): Promise<boolean>;
 }
 
 export interface MetadataStore extends MetadataReader {

@@ -430,7 +430,16 @@ describe('authentication', () => {
       .filter((r) => r.public)
       .map((r) => `${r.method} ${r.url}`)
       .sort();
-    expect(publicRoutes).toEqual(['GET /api/v1/openapi.json', 'GET /healthz', 'GET /metrics', 'GET /readyz']);
+    expect(publicRoutes).toEqual([
+      'GET /api/v1/openapi.json',
+      'GET /healthz',
+      'GET /metrics',
+      'GET /readyz',
+      'POST /api/v1/auth/enroll/finish',
+      'POST /api/v1/auth/enroll/start',
+      'POST /api/v1/auth/login',
+      'POST /api/v1/auth/refresh',
+    ]);
     for (const r of server.routes.filter((r) => !r.public))
       expect(r.action, `${r.method} ${r.url}`).toBeTruthy();
     expect(server.routes.length).toBeGreaterThanOrEqual(20);
@@ -444,7 +453,7 @@ describe('authentication', () => {
       authenticator: server.ctx.authenticator,
       authorizer: server.ctx.authorizer,
       audit: server.ctx.audit,
-      recordPublicRoutes: false,
+      recordProbes: false,
     });
     expect(() => app.get('/undeclared', async () => 'x')).toThrow(/declares neither/);
     await app.close();

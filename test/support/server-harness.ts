@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../../src/core/clock.js';
 import { buildApp, createServerContext, type ServerContext } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
 import type { RouteDeclaration } from '../../src/server/pipeline.js';
@@ -28,6 +29,8 @@ export interface TestServerOptions {
   readonly fsOps?: FsOps;
   /** Capture the server's JSON log lines here instead of discarding them. */
   readonly logStream?: NodeJS.WritableStream;
+  /** The server's clock (tests move time forward for expiry and step-up). */
+  readonly clock?: Clock;
 }
 
 /** A real server on loopback over a temporary data directory (no mocks: SQLite and files on disk). */
@@ -41,6 +44,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const ctx = await createServerContext(config, {
     env: { STRONGROOM_MASTER_KEY: masterKey },
     ...(opts.fsOps ? { fsOps: opts.fsOps } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const { app, routes } = await buildApp(
     ctx,

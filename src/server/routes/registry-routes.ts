@@ -26,6 +26,7 @@ import {
 } from '../../api/schemas.js';
 import { DEFAULT_PAGE_SIZE, type PageRequest } from '../../core/domain.js';
 import { StrongroomError } from '../../core/errors.js';
+import type { Principal } from '../../policy/authorizer.js';
 import type { RegistryService } from '../../registry/registry-service.js';
 import { contentDisposition, parseRange } from '../http-range.js';
 import type { HttpMetrics } from '../metrics.js';
@@ -54,7 +55,12 @@ function principalOf(request: { principal: { id: string } | undefined }): string
 /** Projects, artifacts, versions, uploads and downloads (docs/api.md). */
 export async function registryRoutes(
   base: FastifyInstance,
-  opts: { registry: RegistryService; metrics: HttpMetrics },
+  opts: {
+    registry: RegistryService;
+    metrics: HttpMetrics;
+    /** Step-up for sensitive reads: throws `mfa_required` when the caller's second factor is too old. */
+    requireStepUp?: (principal: Principal, what: string) => void;
+  },
 ): Promise<void> {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const { registry, metrics } = opts;
@@ -217,6 +223,9 @@ export async function registryRoutes(
     },
     async (request, reply) => {
       const { project, artifact, version } = request.params;
+      const { artifact: found } = await registry.getArtifact(project, artifact);
+      if (found.sensitivity === 'restricted' && request.principal)
+        opts.requireStepUp?.(request.principal, 'downloading a `restricted` artifact');
       const opened = await registry.openFile(project, artifact, version, request.query.path, (size) =>
         parseRange(request.headers.range, size),
       );

@@ -26,13 +26,16 @@ export async function systemRoutes(
 
   app.get(
     '/healthz',
-    { schema: { tags: ['system'], response: { 200: Health } }, config: { public: true } },
+    { schema: { tags: ['system'], response: { 200: Health } }, config: { public: true, probe: true } },
     async () => ({ status: 'ok' }),
   );
 
   app.get(
     '/readyz',
-    { schema: { tags: ['system'], response: { 200: Health, ...errors } }, config: { public: true } },
+    {
+      schema: { tags: ['system'], response: { 200: Health, ...errors } },
+      config: { public: true, probe: true },
+    },
     async () => {
       try {
         await store.ping();
@@ -44,12 +47,17 @@ export async function systemRoutes(
     },
   );
 
-  app.get('/metrics', { schema: { hide: true }, config: { public: true } }, async (_request, reply) =>
-    reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+  app.get(
+    '/metrics',
+    { schema: { hide: true }, config: { public: true, probe: true } },
+    async (_request, reply) =>
+      reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 
-  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { public: true } }, async () =>
-    opts.openapi(),
+  app.get(
+    '/api/v1/openapi.json',
+    { schema: { hide: true }, config: { public: true, probe: true } },
+    async () => opts.openapi(),
   );
 
   app.get(
@@ -58,10 +66,33 @@ export async function systemRoutes(
       schema: { tags: ['identity'], response: { 200: WhoAmI, ...errors } },
       config: { action: 'session:read', resource: resourceOf.organization },
     },
-    async (request) => ({
-      principal: request.principal?.id ?? '',
-      authMethod: request.principal?.authMethod ?? '',
-    }),
+    async (request) => {
+      const p = request.principal;
+      if (!p) throw new StrongroomError('unauthenticated', 'the request has no credentials');
+      return {
+        principal: p.id,
+        authMethod: p.authMethod,
+        kind: p.kind,
+        ...(p.name !== undefined ? { name: p.name } : {}),
+        ...(p.groups !== undefined ? { groups: [...p.groups] } : {}),
+        ...(p.sessionId !== undefined ? { sessionId: p.sessionId } : {}),
+        ...(p.tokenId !== undefined ? { tokenId: p.tokenId } : {}),
+        ...(p.mfaAt !== undefined ? { mfaAt: p.mfaAt } : {}),
+        ...(p.scope !== undefined
+          ? {
+              scope:
+                p.scope === null
+                  ? null
+                  : {
+                      readOnly: p.scope.readOnly,
+                      ...(p.scope.projects ? { projects: [...p.scope.projects] } : {}),
+                      ...(p.scope.actions ? { actions: [...p.scope.actions] } : {}),
+                    },
+            }
+          : {}),
+        ...(p.environment !== undefined ? { environment: p.environment } : {}),
+      };
+    },
   );
 
   app.get(

@@ -17,6 +17,14 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_state: AuditStateTable;
   audit_checkpoints: AuditCheckpointsTable;
+  users: UsersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  service_accounts: ServiceAccountsTable;
+  sessions: SessionsTable;
+  tokens: TokensTable;
+  recovery_codes: RecoveryCodesTable;
+  federated_identities: FederatedIdentitiesTable;
 }
 
 export interface SettingsTable {
@@ -140,5 +148,86 @@ export interface AuditStateTable {
 export interface AuditCheckpointsTable {
   size: number;
   note: string;
+  created_at: string;
+}
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  display_name: string;
+  email: string | null;
+  state: string;
+  password_hash: string | null;
+  totp_data_key_id: string | null;
+  totp_sealed: Buffer | null;
+  totp_last_step: number;
+  failed_logins: number;
+  locked_until: string | null;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+export interface GroupsTable {
+  id: string;
+  name: string;
+  description: string;
+  created_at: string;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  principal_id: string;
+  source: string;
+}
+
+export interface ServiceAccountsTable {
+  id: string;
+  name: string;
+  description: string;
+  environment: string;
+  disabled: number;
+  created_at: string;
+  created_by: string;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  auth_method: string;
+  mfa_at: string | null;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+export interface TokensTable {
+  id: string;
+  kind: string;
+  hash: string;
+  principal_id: string;
+  principal_kind: string;
+  session_id: string | null;
+  parent_id: string | null;
+  /** JSON TokenScope, or null. */
+  scope: string | null;
+  environment: string | null;
+  description: string;
+  created_at: string;
+  created_by: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+export interface RecoveryCodesTable {
+  user_id: string;
+  hash: string;
+  used_at: string | null;
+}
+
+export interface FederatedIdentitiesTable {
+  provider: string;
+  subject: string;
+  user_id: string;
   created_at: string;
 }

@@ -32,9 +32,30 @@ import {
   type UploadPart,
   type UploadSession,
   type Version,
+  ENVIRONMENTS,
+  TOKEN_KINDS,
+  USER_STATES,
+  type Group,
+  type ServiceAccount,
+  type Session,
+  type TokenRecord,
+  type TokenScope,
+  type User,
 } from '../../core/domain.js';
 import { StrongroomError, quote } from '../../core/errors.js';
-import type { ArtifactId, BlobId, DataKeyId, ProjectId, UploadId, VersionId } from '../../core/ids.js';
+import type {
+  ArtifactId,
+  BlobId,
+  DataKeyId,
+  GroupId,
+  ProjectId,
+  ServiceAccountId,
+  SessionId,
+  TokenId,
+  UploadId,
+  UserId,
+  VersionId,
+} from '../../core/ids.js';
 import type {
   ArtifactPatch,
   AuditBoundary,
@@ -45,11 +66,17 @@ import type {
   MetadataWriter,
   StoredAuditEvent,
   StoredCheckpoint,
+  UserPatch,
 } from '../metadata-store.js';
 import type {
   ArtifactsTable,
   AuditCheckpointsTable,
   AuditEventsTable,
+  GroupsTable,
+  ServiceAccountsTable,
+  SessionsTable,
+  TokensTable,
+  UsersTable,
   BlobsTable,
   Database,
   DataKeysTable,
@@ -463,6 +490,171 @@ class SqliteMetadataReader implements MetadataReader {
         .limit(positiveLimit(limit))
         .execute();
       return rows.map(toCheckpoint);
+    });
+  }
+
+  getUserById(id: UserId): Promise<User | undefined> {
+    return this.query('getUserById', async (db) => {
+      const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toUser(row);
+    });
+  }
+
+  getUserByName(username: string): Promise<User | undefined> {
+    return this.query('getUserByName', async (db) => {
+      const row = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return row && toUser(row);
+    });
+  }
+
+  listUsers(page: PageRequest): Promise<Page<User>> {
+    return this.query('listUsers', async (db) => {
+      const limit = pageLimit(page.limit);
+      let q = db.selectFrom('users').selectAll();
+      if (page.after !== undefined) q = q.where('username', '>', page.after);
+      const rows = await q
+        .orderBy('username')
+        .limit(limit + 1)
+        .execute();
+      return toPage(rows.map(toUser), limit, (u) => u.username);
+    });
+  }
+
+  getGroupByName(name: string): Promise<Group | undefined> {
+    return this.query('getGroupByName', async (db) => {
+      const row = await db.selectFrom('groups').selectAll().where('name', '=', name).executeTakeFirst();
+      return row && toGroup(row);
+    });
+  }
+
+  listGroups(page: PageRequest): Promise<Page<Group>> {
+    return this.query('listGroups', async (db) => {
+      const limit = pageLimit(page.limit);
+      let q = db.selectFrom('groups').selectAll();
+      if (page.after !== undefined) q = q.where('name', '>', page.after);
+      const rows = await q
+        .orderBy('name')
+        .limit(limit + 1)
+        .execute();
+      return toPage(rows.map(toGroup), limit, (g) => g.name);
+    });
+  }
+
+  listGroupMembers(groupId: GroupId): Promise<readonly { principalId: string; source: string }[]> {
+    return this.query('listGroupMembers', async (db) => {
+      const rows = await db
+        .selectFrom('group_members')
+        .select(['principal_id', 'source'])
+        .where('group_id', '=', groupId)
+        .orderBy('principal_id')
+        .execute();
+      return rows.map((r) => ({ principalId: r.principal_id, source: r.source }));
+    });
+  }
+
+  groupsOf(principalId: string): Promise<readonly string[]> {
+    return this.query('groupsOf', async (db) => {
+      const rows = await db
+        .selectFrom('group_members')
+        .innerJoin('groups', 'groups.id', 'group_members.group_id')
+        .select('groups.name')
+        .where('group_members.principal_id', '=', principalId)
+        .orderBy('groups.name')
+        .execute();
+      return rows.map((r) => r.name);
+    });
+  }
+
+  getServiceAccountById(id: ServiceAccountId): Promise<ServiceAccount | undefined> {
+    return this.query('getServiceAccountById', async (db) => {
+      const row = await db.selectFrom('service_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toServiceAccount(row);
+    });
+  }
+
+  getServiceAccountByName(name: string): Promise<ServiceAccount | undefined> {
+    return this.query('getServiceAccountByName', async (db) => {
+      const row = await db
+        .selectFrom('service_accounts')
+        .selectAll()
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return row && toServiceAccount(row);
+    });
+  }
+
+  listServiceAccounts(page: PageRequest): Promise<Page<ServiceAccount>> {
+    return this.query('listServiceAccounts', async (db) => {
+      const limit = pageLimit(page.limit);
+      let q = db.selectFrom('service_accounts').selectAll();
+      if (page.after !== undefined) q = q.where('name', '>', page.after);
+      const rows = await q
+        .orderBy('name')
+        .limit(limit + 1)
+        .execute();
+      return toPage(rows.map(toServiceAccount), limit, (a) => a.name);
+    });
+  }
+
+  getSession(id: SessionId): Promise<Session | undefined> {
+    return this.query('getSession', async (db) => {
+      const row = await db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toSession(row);
+    });
+  }
+
+  getTokenByHash(hash: string): Promise<TokenRecord | undefined> {
+    return this.query('getTokenByHash', async (db) => {
+      const row = await db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+      return row && toToken(row);
+    });
+  }
+
+  getTokenById(id: TokenId): Promise<TokenRecord | undefined> {
+    return this.query('getTokenById', async (db) => {
+      const row = await db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toToken(row);
+    });
+  }
+
+  listTokens(principalId: string, includeRevoked: boolean): Promise<readonly TokenRecord[]> {
+    return this.query('listTokens', async (db) => {
+      let q = db
+        .selectFrom('tokens')
+        .selectAll()
+        .where('principal_id', '=', principalId)
+        .where('kind', '!=', 'invite');
+      if (!includeRevoked) q = q.where('revoked_at', 'is', null);
+      const rows = await q.orderBy('created_at', 'desc').orderBy('id').limit(1000).execute();
+      return rows.map(toToken);
+    });
+  }
+
+  getFederatedUser(provider: string, subject: string): Promise<UserId | undefined> {
+    return this.query('getFederatedUser', async (db) => {
+      const row = await db
+        .selectFrom('federated_identities')
+        .select('user_id')
+        .where('provider', '=', provider)
+        .where('subject', '=', subject)
+        .executeTakeFirst();
+      return row?.user_id as UserId | undefined;
+    });
+  }
+
+  countRecoveryCodes(userId: UserId): Promise<number> {
+    return this.query('countRecoveryCodes', async (db) => {
+      const row = await db
+        .selectFrom('recovery_codes')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('user_id', '=', userId)
+        .where('used_at', 'is', null)
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
     });
   }
 }
@@ -882,6 +1074,257 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
         .execute();
     });
   }
+
+  insertUser(user: User): Promise<void> {
+    return this.query(
+      'insertUser',
+      async (db) => {
+        await db
+          .insertInto('users')
+          .values({
+            id: user.id,
+            username: user.username,
+            display_name: user.displayName,
+            email: user.email,
+            state: user.state,
+            password_hash: user.passwordHash,
+            totp_data_key_id: user.totp?.dataKeyId ?? null,
+            totp_sealed: user.totp?.sealed ?? null,
+            totp_last_step: user.totpLastStep,
+            failed_logins: user.failedLogins,
+            locked_until: user.lockedUntil,
+            created_at: user.createdAt,
+            created_by: user.createdBy,
+            updated_at: user.createdAt,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'users.username'
+          ? new StrongroomError('user_exists', `user ${quote(user.username)} already exists`)
+          : undefined,
+    );
+  }
+
+  updateUser(id: UserId, patch: UserPatch): Promise<void> {
+    return this.query('updateUser', async (db) => {
+      await db
+        .updateTable('users')
+        .set({
+          updated_at: patch.updatedAt,
+          ...(patch.displayName !== undefined ? { display_name: patch.displayName } : {}),
+          ...(patch.email !== undefined ? { email: patch.email } : {}),
+          ...(patch.state !== undefined ? { state: patch.state } : {}),
+          ...(patch.passwordHash !== undefined ? { password_hash: patch.passwordHash } : {}),
+          ...(patch.totp !== undefined
+            ? { totp_data_key_id: patch.totp?.dataKeyId ?? null, totp_sealed: patch.totp?.sealed ?? null }
+            : {}),
+          ...(patch.totpLastStep !== undefined ? { totp_last_step: patch.totpLastStep } : {}),
+          ...(patch.failedLogins !== undefined ? { failed_logins: patch.failedLogins } : {}),
+          ...(patch.lockedUntil !== undefined ? { locked_until: patch.lockedUntil } : {}),
+        })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  advanceTotpStep(id: UserId, step: number): Promise<boolean> {
+    return this.query('advanceTotpStep', async (db) => {
+      const result = await db
+        .updateTable('users')
+        .set({ totp_last_step: step })
+        .where('id', '=', id)
+        .where('totp_last_step', '<', step)
+        .executeTakeFirst();
+      return result.numUpdatedRows === 1n;
+    });
+  }
+
+  insertGroup(group: Group): Promise<void> {
+    return this.query(
+      'insertGroup',
+      async (db) => {
+        await db
+          .insertInto('groups')
+          .values({
+            id: group.id,
+            name: group.name,
+            description: group.description,
+            created_at: group.createdAt,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'groups.name'
+          ? new StrongroomError('group_exists', `group ${quote(group.name)} already exists`)
+          : undefined,
+    );
+  }
+
+  addGroupMember(groupId: GroupId, principalId: string, source: string): Promise<void> {
+    return this.query('addGroupMember', async (db) => {
+      await db
+        .insertInto('group_members')
+        .values({ group_id: groupId, principal_id: principalId, source })
+        .onConflict((oc) => oc.columns(['group_id', 'principal_id']).doNothing())
+        .execute();
+    });
+  }
+
+  removeGroupMember(groupId: GroupId, principalId: string): Promise<boolean> {
+    return this.query('removeGroupMember', async (db) => {
+      const result = await db
+        .deleteFrom('group_members')
+        .where('group_id', '=', groupId)
+        .where('principal_id', '=', principalId)
+        .executeTakeFirst();
+      return result.numDeletedRows === 1n;
+    });
+  }
+
+  insertServiceAccount(account: ServiceAccount): Promise<void> {
+    return this.query(
+      'insertServiceAccount',
+      async (db) => {
+        await db
+          .insertInto('service_accounts')
+          .values({
+            id: account.id,
+            name: account.name,
+            description: account.description,
+            environment: account.environment,
+            disabled: account.disabled ? 1 : 0,
+            created_at: account.createdAt,
+            created_by: account.createdBy,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'service_accounts.name'
+          ? new StrongroomError(
+              'service_account_exists',
+              `service account ${quote(account.name)} already exists`,
+            )
+          : undefined,
+    );
+  }
+
+  setServiceAccountDisabled(id: ServiceAccountId, disabled: boolean): Promise<void> {
+    return this.query('setServiceAccountDisabled', async (db) => {
+      await db
+        .updateTable('service_accounts')
+        .set({ disabled: disabled ? 1 : 0 })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  insertSession(session: Session): Promise<void> {
+    return this.query('insertSession', async (db) => {
+      await db
+        .insertInto('sessions')
+        .values({
+          id: session.id,
+          user_id: session.userId,
+          auth_method: session.authMethod,
+          mfa_at: session.mfaAt,
+          created_at: session.createdAt,
+          expires_at: session.expiresAt,
+          revoked_at: session.revokedAt,
+        })
+        .execute();
+    });
+  }
+
+  setSessionMfa(id: SessionId, at: string): Promise<void> {
+    return this.query('setSessionMfa', async (db) => {
+      await db.updateTable('sessions').set({ mfa_at: at }).where('id', '=', id).execute();
+    });
+  }
+
+  revokeSessions(
+    target: { readonly sessionId: SessionId } | { readonly userId: UserId },
+    at: string,
+  ): Promise<number> {
+    return this.query('revokeSessions', async (db) => {
+      let q = db.updateTable('sessions').set({ revoked_at: at }).where('revoked_at', 'is', null);
+      q =
+        'sessionId' in target ? q.where('id', '=', target.sessionId) : q.where('user_id', '=', target.userId);
+      return Number((await q.executeTakeFirst()).numUpdatedRows);
+    });
+  }
+
+  insertToken(token: TokenRecord): Promise<void> {
+    return this.query('insertToken', async (db) => {
+      await db
+        .insertInto('tokens')
+        .values({
+          id: token.id,
+          kind: token.kind,
+          hash: token.hash,
+          principal_id: token.principalId,
+          principal_kind: token.principalKind,
+          session_id: token.sessionId,
+          parent_id: token.parentId,
+          scope: token.scope === null ? null : JSON.stringify(token.scope),
+          environment: token.environment,
+          description: token.description,
+          created_at: token.createdAt,
+          created_by: token.createdBy,
+          expires_at: token.expiresAt,
+          revoked_at: token.revokedAt,
+        })
+        .execute();
+    });
+  }
+
+  revokeTokens(
+    target: { readonly tokenId: TokenId } | { readonly principalId: string },
+    at: string,
+  ): Promise<number> {
+    return this.query('revokeTokens', async (db) => {
+      let q = db.updateTable('tokens').set({ revoked_at: at }).where('revoked_at', 'is', null);
+      q =
+        'tokenId' in target
+          ? q.where('id', '=', target.tokenId)
+          : q.where('principal_id', '=', target.principalId);
+      return Number((await q.executeTakeFirst()).numUpdatedRows);
+    });
+  }
+
+  insertFederatedIdentity(provider: string, subject: string, userId: UserId, at: string): Promise<void> {
+    return this.query('insertFederatedIdentity', async (db) => {
+      await db
+        .insertInto('federated_identities')
+        .values({ provider, subject, user_id: userId, created_at: at })
+        .execute();
+    });
+  }
+
+  replaceRecoveryCodes(userId: UserId, hashes: readonly string[]): Promise<void> {
+    return this.query('replaceRecoveryCodes', async (db) => {
+      await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+      if (hashes.length > 0) {
+        await db
+          .insertInto('recovery_codes')
+          .values(hashes.map((hash) => ({ user_id: userId, hash, used_at: null })))
+          .execute();
+      }
+    });
+  }
+
+  useRecoveryCode(userId: UserId, hash: string, at: string): Promise<boolean> {
+    return this.query('useRecoveryCode', async (db) => {
+      const result = await db
+        .updateTable('recovery_codes')
+        .set({ used_at: at })
+        .where('user_id', '=', userId)
+        .where('hash', '=', hash)
+        .where('used_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows === 1n;
+    });
+  }
 }
 
 interface TransactionState {
@@ -1234,4 +1677,71 @@ function toStoredAuditEvent(r: Selectable<AuditEventsTable>): StoredAuditEvent {
 
 function toCheckpoint(r: Selectable<AuditCheckpointsTable>): StoredCheckpoint {
   return { size: r.size, note: r.note, createdAt: r.created_at };
+}
+
+function toUser(r: Selectable<UsersTable>): User {
+  return {
+    id: r.id as UserId,
+    username: r.username,
+    displayName: r.display_name,
+    email: r.email,
+    state: member(USER_STATES, r.state, 'users.state'),
+    passwordHash: r.password_hash,
+    totp:
+      r.totp_data_key_id !== null && r.totp_sealed !== null
+        ? { dataKeyId: r.totp_data_key_id as DataKeyId, sealed: r.totp_sealed }
+        : null,
+    totpLastStep: r.totp_last_step,
+    failedLogins: r.failed_logins,
+    lockedUntil: r.locked_until,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+  };
+}
+
+function toGroup(r: Selectable<GroupsTable>): Group {
+  return { id: r.id as GroupId, name: r.name, description: r.description, createdAt: r.created_at };
+}
+
+function toServiceAccount(r: Selectable<ServiceAccountsTable>): ServiceAccount {
+  return {
+    id: r.id as ServiceAccountId,
+    name: r.name,
+    description: r.description,
+    environment: member(ENVIRONMENTS, r.environment, 'service_accounts.environment'),
+    disabled: r.disabled === 1,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+  };
+}
+
+function toSession(r: Selectable<SessionsTable>): Session {
+  return {
+    id: r.id as SessionId,
+    userId: r.user_id as UserId,
+    authMethod: r.auth_method,
+    mfaAt: r.mfa_at,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+  };
+}
+
+function toToken(r: Selectable<TokensTable>): TokenRecord {
+  return {
+    id: r.id as TokenId,
+    kind: member(TOKEN_KINDS, r.kind, 'tokens.kind'),
+    hash: r.hash,
+    principalId: r.principal_id,
+    principalKind: member(['user', 'service'] as const, r.principal_kind, 'tokens.principal_kind'),
+    sessionId: r.session_id as SessionId | null,
+    parentId: r.parent_id as TokenId | null,
+    scope: r.scope === null ? null : (JSON.parse(r.scope) as TokenScope),
+    environment: r.environment === null ? null : member(ENVIRONMENTS, r.environment, 'tokens.environment'),
+    description: r.description,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+  };
 }
