@@ -53,6 +53,24 @@ export class IdentityAuthenticator {
     return principal;
   }
 
+  /** Mutual TLS: the certificate's common name names the service account (the CA vouches for it). */
+  async authenticateCertificate(commonName: string): Promise<Principal> {
+    const account = /^[a-z0-9-]{1,64}$/.test(commonName)
+      ? await this.store.getServiceAccountByName(commonName)
+      : undefined;
+    if (!account || account.disabled)
+      throw new StrongroomError('unauthenticated', 'the client certificate names no enabled service account');
+    return {
+      id: account.id,
+      kind: 'service',
+      authMethod: 'mtls',
+      name: account.name,
+      groups: await this.store.groupsOf(account.id),
+      scope: null,
+      environment: account.environment,
+    };
+  }
+
   private async bootstrap(token: string): Promise<Principal> {
     const expected = await this.store.getSetting(BOOTSTRAP_TOKEN_SETTING);
     if (

@@ -190,7 +190,10 @@ export async function createServerContext(
       identity,
       auditVerifierKey,
       auditPublisher: started,
-      authenticator: new TokenAuthenticator(new IdentityAuthenticator(rawStore, clock)),
+      authenticator: new TokenAuthenticator(
+        new IdentityAuthenticator(rawStore, clock),
+        config.tls?.clientCaFile !== undefined,
+      ),
       authorizer: interimAuthorizer,
       clock,
       newAdminToken,

@@ -5,6 +5,8 @@ import type { Principal } from '../policy/authorizer.js';
 export interface CredentialRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly url: string;
+  /** A client certificate the TLS layer verified against the configured client CA (mutual TLS). */
+  readonly clientCertificate?: { readonly commonName: string; readonly fingerprint256: string } | undefined;
 }
 
 /** The authentication seam: the identity issue adds users, sessions and service-account tokens behind it. */
@@ -32,11 +34,26 @@ export function bearerToken(request: CredentialRequest): string {
   return match[1];
 }
 
-/** Bearer tokens of every kind: the bootstrap token, user sessions, service-account and federated tokens. */
+/**
+ * Bearer tokens of every kind (the bootstrap token, user sessions, service-account and federated tokens), or,
+ * when the request carries no Authorization header and mutual TLS is on, a client certificate issued by the
+ * configured CA whose common name names an enabled service account.
+ */
 export class TokenAuthenticator implements Authenticator {
-  constructor(private readonly identities: IdentityAuthenticator) {}
+  constructor(
+    private readonly identities: IdentityAuthenticator,
+    private readonly mtls: boolean = false,
+  ) {}
 
   authenticate(request: CredentialRequest): Promise<Principal> {
+    if (
+      this.mtls &&
+      request.headers.authorization === undefined &&
+      request.clientCertificate &&
+      !QUERY_CREDENTIALS.test(request.url)
+    ) {
+      return this.identities.authenticateCertificate(request.clientCertificate.commonName);
+    }
     return this.identities.authenticate(bearerToken(request));
   }
 }

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { AuditActor, AuditCategory, AuditEventBody, AuditSeverity } from '../audit/audit-event.js';
 import { unavailable, type AuditLog } from '../audit/audit-log.js';
@@ -96,7 +97,11 @@ export function installPipeline(
     if (request.routeOptions.config.probe !== true || deps.recordProbes)
       request.audit = newRequestAudit(request);
     if (isPublic) return;
-    request.principal = await deps.authenticator.authenticate({ headers: request.headers, url: request.url });
+    request.principal = await deps.authenticator.authenticate({
+      headers: request.headers,
+      url: request.url,
+      clientCertificate: verifiedClientCertificate(request),
+    });
     if (request.audit) request.audit.principal = request.principal;
   });
 
@@ -168,6 +173,16 @@ function auditUnavailable(request: FastifyRequest, reply: FastifyReply, err: unk
     .header('cache-control', 'no-store')
     .header('connection', 'close');
   return JSON.stringify(problemBody(mapped, request));
+}
+
+/** The peer certificate of a TLS connection, only when the TLS layer verified it against the client CA. */
+function verifiedClientCertificate(request: FastifyRequest) {
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  if (socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  const cert = socket.getPeerCertificate();
+  const cn = cert.subject?.CN;
+  if (typeof cn !== 'string') return undefined;
+  return { commonName: cn, fingerprint256: cert.fingerprint256 };
 }
 
 function newRequestAudit(request: FastifyRequest): RequestAudit {

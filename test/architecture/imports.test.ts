@@ -20,7 +20,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   'storage/sqlite': ['core', 'storage/interfaces'],
   'storage/fs': ['core', 'storage/interfaces'],
   registry: ['core', 'crypto', 'storage/interfaces', 'audit'],
-  identity: ['core', 'crypto', 'policy', 'storage/interfaces'],
+  identity: ['core', 'crypto', 'policy', 'storage/interfaces', 'audit'],
   governance: ['core', 'crypto', 'policy', 'storage/interfaces', 'registry'],
   monitor: ['core', 'storage/interfaces'],
   client: ['core', 'api'],

@@ -196,6 +196,7 @@ describe('SqliteMetadataStore', () => {
         '0001_initial',
         '0002_file_digests',
         '0003_audit',
+        '0004_identity',
       ]);
     } finally {
       raw.close();
