@@ -584,3 +584,41 @@ export const BootstrapTokenView = Type.Object({
   enabled: Type.Boolean(),
 });
 export type BootstrapTokenView = Static<typeof BootstrapTokenView>;
+
+export const SsoProviderParams = Type.Object(
+  { provider: Type.String({ pattern: '^[a-z0-9-]{1,40}$' }) },
+  strict,
+);
+export const SsoStartView = Type.Object({
+  loginId: Type.String(),
+  pollSecret: Type.String({ description: 'keep it: only its holder can collect the session' }),
+  authorizationUrl: Type.String(),
+  expiresAt: Timestamp,
+});
+export type SsoStartView = Static<typeof SsoStartView>;
+export const SsoCallbackQuery = Type.Object(
+  {
+    code: Type.Optional(Type.String({ maxLength: 4096 })),
+    state: Type.Optional(Type.String({ maxLength: 512 })),
+    iss: Type.Optional(Type.String({ maxLength: 2048 })),
+    error: Type.Optional(Type.String({ maxLength: 256 })),
+    error_description: Type.Optional(Type.String({ maxLength: 2048 })),
+    session_state: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+export const SsoPollBody = Type.Object(
+  { loginId: Type.String({ maxLength: 64 }), pollSecret: Secret('the poll secret from start') },
+  strict,
+);
+export const SsoPendingView = Type.Object({ status: Type.Literal('pending') });
+export const FederateBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 16_384, description: 'the workload OIDC token (a JWT)' }) },
+  strict,
+);
+export const FederatedTokenView = Type.Object({
+  token: Type.String({ description: 'a short-lived `srf_` token' }),
+  record: TokenView,
+  serviceAccount: Type.String(),
+});
+export type FederatedTokenView = Static<typeof FederatedTokenView>;

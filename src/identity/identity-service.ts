@@ -366,12 +366,17 @@ export class IdentityService {
   }
 
   /** A new session with its access and refresh tokens (the refresh token is the access token's parent). */
-  private async startSession(tx: MetadataWriter, user: User, authMethod: string): Promise<SessionTokens> {
+  private async startSession(
+    tx: MetadataWriter,
+    user: User,
+    authMethod: string,
+    mfa = true,
+  ): Promise<SessionTokens> {
     const session: Session = {
       id: newId('session'),
       userId: user.id,
       authMethod,
-      mfaAt: this.at(),
+      mfaAt: mfa ? this.at() : null,
       createdAt: this.at(),
       expiresAt: this.at(this.options.refreshTokenTtlSeconds),
       revokedAt: null,
@@ -475,6 +480,134 @@ export class IdentityService {
       await this.bumpEpoch(tx);
     });
     return { mfaAt: at };
+  }
+
+  // ---- single sign-on and federation -------------------------------------------------------------------
+
+  /**
+   * A verified OIDC identity signs in: the user linked to (provider, subject) (the same `sub` from two
+   * providers is two people, A4), created at first sign-in when allowed; mapped provider groups are synced.
+   */
+  async ssoSignIn(
+    identity: {
+      provider: string;
+      subject: string;
+      email: string | null;
+      name: string | null;
+      groups: readonly string[];
+    },
+    options: {
+      groupMapping: Readonly<Record<string, string>>;
+      autoCreateUsers: boolean;
+      mfaAsserted: boolean;
+    },
+  ): Promise<SessionTokens> {
+    let userId = await this.store.getFederatedUser(identity.provider, identity.subject);
+    if (userId === undefined) {
+      if (!options.autoCreateUsers)
+        throw new StrongroomError(
+          'unauthenticated',
+          'no Strongroom user is linked to this identity; ask an admin',
+        );
+      userId = await this.createSsoUser(identity);
+    }
+    const user = await this.store.getUserById(userId);
+    if (user?.state !== 'active') throw new StrongroomError('unauthenticated', 'the user is disabled');
+    const method = `oidc:${identity.provider}`;
+    describeCurrent({
+      actor: { id: user.id, type: 'user', authMethod: method },
+      details: {
+        username: user.username,
+        provider: identity.provider,
+        subject: identity.subject.slice(0, 256),
+      },
+    });
+    return this.store.transaction(async (tx) => {
+      await this.syncIdpGroups(tx, user.id, identity.provider, identity.groups, options.groupMapping);
+      return this.startSession(tx, user, method, options.mfaAsserted);
+    });
+  }
+
+  private async createSsoUser(identity: {
+    provider: string;
+    subject: string;
+    email: string | null;
+    name: string | null;
+  }): Promise<UserId> {
+    const base =
+      (identity.email?.split('@')[0] ?? identity.name ?? 'user')
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]+/g, '-')
+        .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+        .slice(0, 56) || 'user';
+    for (let n = 1; n < 100; n++) {
+      const username = n === 1 ? base : `${base}-${n}`;
+      const user: User = {
+        id: newId('user'),
+        username,
+        displayName: identity.name ?? username,
+        email: identity.email,
+        state: 'active',
+        passwordHash: null,
+        totp: null,
+        totpLastStep: 0,
+        failedLogins: 0,
+        lockedUntil: null,
+        createdAt: this.at(),
+        createdBy: `oidc:${identity.provider}`,
+      };
+      try {
+        await this.store.transaction(async (tx) => {
+          await tx.insertUser(user);
+          await tx.insertFederatedIdentity(identity.provider, identity.subject, user.id, this.at());
+        });
+        return user.id;
+      } catch (err) {
+        if (!(err instanceof StrongroomError && err.code === 'user_exists')) throw err;
+      }
+    }
+    throw new StrongroomError('internal_error', 'no free username for a new single sign-on user');
+  }
+
+  private async syncIdpGroups(
+    tx: MetadataWriter,
+    userId: UserId,
+    provider: string,
+    idpGroups: readonly string[],
+    mapping: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    const wanted = new Set(idpGroups.flatMap((g) => (mapping[g] !== undefined ? [mapping[g]] : [])));
+    const source = `idp:${provider}`;
+    for (const name of new Set(Object.values(mapping))) {
+      const group = await tx.getGroupByName(name);
+      if (!group) continue;
+      if (wanted.has(name)) await tx.addGroupMember(group.id, userId, source);
+      else {
+        const member = (await tx.listGroupMembers(group.id)).find((m) => m.principalId === userId);
+        if (member?.source === source) await tx.removeGroupMember(group.id, userId);
+      }
+    }
+    await this.bumpEpoch(tx);
+  }
+
+  /** The short-lived token a workload receives for a trusted issuer's token (no stored secret). */
+  async issueFederatedToken(
+    accountName: string,
+    ttlSeconds: number,
+    scope: TokenScope | null,
+    description: string,
+  ): Promise<IssuedToken> {
+    const account = await this.store.getServiceAccountByName(accountName);
+    if (!account || account.disabled)
+      throw new StrongroomError('unauthenticated', 'the federation rule names no enabled service account');
+    return this.store.transaction((tx) =>
+      this.issue(tx, 'federated', { principalId: account.id, principalKind: 'service' }, account.id, {
+        ttlSeconds,
+        scope: scope === null ? null : checkScope(scope),
+        environment: account.environment,
+        description: description.slice(0, 256),
+      }),
+    );
   }
 
   // ---- groups --------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ export const ACTIONS = [
   'auth:login',
   'auth:refresh',
   'auth:enroll',
+  'auth:sso',
+  'auth:federate',
   'auth:step-up',
   'session:list',
   'session:revoke',

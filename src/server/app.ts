@@ -18,7 +18,12 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { ERROR_CODES, StrongroomError } from '../core/errors.js';
 import { interimAuthorizer, type Authorizer } from '../policy/authorizer.js';
 import { IdentityAuthenticator } from '../identity/identity-authenticator.js';
-import { IdentityService } from '../identity/identity-service.js';
+import { IdentityService, checkScope } from '../identity/identity-service.js';
+import { JwtVerifier, type TrustedIssuer } from '../identity/jwt-verifier.js';
+import { OidcClient } from '../identity/oidc-client.js';
+import type { OutboundPolicy } from '../identity/outbound-fetch.js';
+import { SsoService, type ScopedFederationRule, type SsoProvider } from '../identity/sso-service.js';
+import { checkFederationRules } from '../identity/workload-federation.js';
 import { STEP_UP_ACTIONS, requireRecentMfa } from '../identity/step-up.js';
 import { KeyService } from '../registry/key-service.js';
 import { RegistryService } from '../registry/registry-service.js';
@@ -30,6 +35,7 @@ import { openSqliteMetadataStore } from '../storage/sqlite/sqlite-metadata-store
 import { TokenAuthenticator, type Authenticator } from './authenticator.js';
 import { ensureBootstrapToken } from './bootstrap-token.js';
 import type { Config, ExporterConfig } from './config.js';
+import type { TokenScope } from '../core/domain.js';
 import { mapError, problemBody } from './error-mapper.js';
 import { loadMasterKey } from './master-key.js';
 import { createMetrics, type HttpMetrics } from './metrics.js';
@@ -51,6 +57,7 @@ export interface ServerContext {
   readonly registry: RegistryService;
   readonly audit: AuditLog;
   readonly identity: IdentityService;
+  readonly sso: SsoService;
   /** The verifier key of the audit log's checkpoints (C2SP signed-note). */
   readonly auditVerifierKey: string;
   readonly auditPublisher: AuditPublisher;
@@ -179,6 +186,7 @@ export async function createServerContext(
       lockout: config.identity.lockout,
       totpIssuer: config.identity.totpIssuer,
     });
+    const sso = buildSso(config, identity, clock, env);
     return {
       config,
       store,
@@ -188,6 +196,7 @@ export async function createServerContext(
       registry,
       audit,
       identity,
+      sso,
       auditVerifierKey,
       auditPublisher: started,
       authenticator: new TokenAuthenticator(
@@ -219,6 +228,63 @@ function buildExporter(exporter: ExporterConfig): AuditSink {
   return type === 'syslog'
     ? new SyslogSink(options as SyslogSinkOptions)
     : new JsonLinesFileSink(options as JsonLinesFileSinkOptions);
+}
+
+/** Single sign-on providers and workload federation from the configuration (docs/sso.md). */
+function buildSso(
+  config: Config,
+  identity: IdentityService,
+  clock: Clock,
+  env: NodeJS.ProcessEnv,
+): SsoService {
+  const c = config.identity;
+  const policy: OutboundPolicy = { ...c.outbound };
+  const now = () => clock.now();
+  const providers = new Map<string, SsoProvider>();
+  for (const p of c.oidcProviders) {
+    const secret = p.clientSecretEnv ? env[p.clientSecretEnv] : undefined;
+    if (p.clientSecretEnv && !secret)
+      throw new StrongroomError(
+        'config_invalid',
+        `identity provider \`${p.id}\`: ${p.clientSecretEnv} is not set`,
+      );
+    const client = new OidcClient(
+      {
+        id: p.id,
+        issuer: p.issuer,
+        clientId: p.clientId,
+        ...(secret ? { clientSecret: secret } : {}),
+        ...(p.scopes ? { scopes: p.scopes } : {}),
+        ...(p.groupsClaim ? { groupsClaim: p.groupsClaim } : {}),
+        ...(p.algorithms ? { algorithms: p.algorithms } : {}),
+      },
+      policy,
+      now,
+    );
+    providers.set(p.id, {
+      client,
+      groupMapping: p.groupMapping,
+      autoCreateUsers: p.autoCreateUsers,
+      mfaAsserted: p.mfaAsserted,
+    });
+  }
+  const base = c.publicUrl ?? `${config.tls ? 'https' : 'http'}://${config.host}:${config.port}`;
+  const rules = c.federation.rules.map((r) => ({
+    ...r,
+    ...(r.scope ? { scope: checkScope(r.scope as TokenScope) } : {}),
+  })) as ScopedFederationRule[];
+  checkFederationRules(rules);
+  const federation =
+    c.federation.issuers.length > 0
+      ? { verifier: new JwtVerifier(c.federation.issuers as TrustedIssuer[], policy, now), rules }
+      : undefined;
+  return new SsoService(
+    identity,
+    clock,
+    providers,
+    `${base.replace(/\/$/, '')}/api/v1/auth/oidc/callback`,
+    federation,
+  );
 }
 
 /** Positions are persisted by name, so two exporters with one name would share (and corrupt) a position. */
@@ -358,7 +424,7 @@ export async function buildApp(
     requireStepUp: (principal, what) =>
       requireRecentMfa(principal, ctx.clock.now(), config.identity.stepUpMaxAgeSeconds, what),
   });
-  await app.register(identityRoutes, { identity: ctx.identity, store: ctx.store });
+  await app.register(identityRoutes, { identity: ctx.identity, sso: ctx.sso, store: ctx.store });
   await app.register(auditRoutes, {
     store: ctx.rawStore,
     audit: ctx.audit,

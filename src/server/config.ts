@@ -134,6 +134,86 @@ const IdentityConfigSchema = z
       .strict()
       .default({ threshold: 5, baseSeconds: 60, maxSeconds: 3600 }),
     totpIssuer: z.string().min(1).max(64).default('Strongroom'),
+    /** The server's external base URL: single sign-on redirects to `<publicUrl>/api/v1/auth/oidc/callback`. */
+    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Outbound calls to identity providers (discovery, keys, token endpoint): threat group D. */
+    outbound: z
+      .object({
+        /** Hosts, IPs or CIDRs allowed even when private or loopback (and then also over http). */
+        allowHosts: z.array(z.string().min(1)).default([]),
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        maxBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(16 * 1024 * 1024)
+          .default(1024 * 1024),
+        maxRedirects: z.number().int().min(0).max(10).default(3),
+      })
+      .strict()
+      .default({ allowHosts: [], timeoutMs: 5000, maxBytes: 1024 * 1024, maxRedirects: 3 }),
+    oidcProviders: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[a-z0-9-]{1,40}$/),
+            issuer: z.url(),
+            clientId: z.string().min(1),
+            /** Name of the environment variable holding the client secret (never the secret itself). */
+            clientSecretEnv: z
+              .string()
+              .regex(/^[A-Z_][A-Z0-9_]*$/)
+              .optional(),
+            scopes: z.array(z.string().min(1)).optional(),
+            groupsClaim: z.string().min(1).optional(),
+            algorithms: z.array(z.string().min(1)).optional(),
+            groupMapping: z.record(z.string(), z.string()).default({}),
+            autoCreateUsers: z.boolean().default(true),
+            mfaAsserted: z.boolean().default(false),
+          })
+          .strict(),
+      )
+      .default([]),
+    federation: z
+      .object({
+        issuers: z
+          .array(
+            z
+              .object({
+                issuer: z.url(),
+                audiences: z.array(z.string().min(1)).min(1),
+                algorithms: z.array(z.string().min(1)).min(1),
+                jwksUri: z.url().optional(),
+                clockSkewSeconds: z.number().int().min(0).max(300).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+        rules: z
+          .array(
+            z
+              .object({
+                issuer: z.url(),
+                audience: z.string().min(1),
+                subject: z.string().min(1),
+                claims: z.record(z.string(), z.string()).optional(),
+                serviceAccount: z.string().min(1),
+                maxTtlSeconds: z.number().int().min(1).max(86_400),
+                scope: z
+                  .object({
+                    projects: z.array(z.string()).optional(),
+                    actions: z.array(z.string()).optional(),
+                    readOnly: z.boolean(),
+                  })
+                  .strict()
+                  .optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ issuers: [], rules: [] }),
   })
   .strict();
 

@@ -431,13 +431,17 @@ describe('authentication', () => {
       .map((r) => `${r.method} ${r.url}`)
       .sort();
     expect(publicRoutes).toEqual([
+      'GET /api/v1/auth/oidc/callback',
       'GET /api/v1/openapi.json',
       'GET /healthz',
       'GET /metrics',
       'GET /readyz',
       'POST /api/v1/auth/enroll/finish',
       'POST /api/v1/auth/enroll/start',
+      'POST /api/v1/auth/federate',
       'POST /api/v1/auth/login',
+      'POST /api/v1/auth/oidc/:provider/start',
+      'POST /api/v1/auth/oidc/poll',
       'POST /api/v1/auth/refresh',
     ]);
     for (const r of server.routes.filter((r) => !r.public))

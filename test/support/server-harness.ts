@@ -31,6 +31,8 @@ export interface TestServerOptions {
   readonly logStream?: NodeJS.WritableStream;
   /** The server's clock (tests move time forward for expiry and step-up). */
   readonly clock?: Clock;
+  /** Extra environment variables the server reads (secrets named by the configuration). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A real server on loopback over a temporary data directory (no mocks: SQLite and files on disk). */
@@ -42,7 +44,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     overrides: { dataDir, port: 0, logLevel: opts.logStream ? 'info' : 'silent', ...opts.config },
   });
   const ctx = await createServerContext(config, {
-    env: { STRONGROOM_MASTER_KEY: masterKey },
+    env: { ...opts.env, STRONGROOM_MASTER_KEY: masterKey },
     ...(opts.fsOps ? { fsOps: opts.fsOps } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
@@ -50,7 +52,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ctx,
     opts.logStream ? { logStream: opts.logStream } : { logger: false },
   );
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await app.listen({ host: '127.0.0.1', port: config.port });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   return {
     url: address,

@@ -3,6 +3,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   BootstrapTokenView,
   CreateGroupBody,
+  FederateBody,
+  FederatedTokenView,
+  SsoCallbackQuery,
+  SsoPendingView,
+  SsoPollBody,
+  SsoProviderParams,
+  SsoStartView,
   CreateServiceAccountBody,
   CreateTokenBody,
   EnrollFinishBody,
@@ -48,6 +55,7 @@ import { StrongroomError } from '../../core/errors.js';
 import { randomToken, sha256Hex } from '../../crypto/digest.js';
 import { BOOTSTRAP_DISABLED, BOOTSTRAP_TOKEN_SETTING } from '../../identity/identity-authenticator.js';
 import type { IdentityService, IssuedToken } from '../../identity/identity-service.js';
+import type { SsoService } from '../../identity/sso-service.js';
 import type { Principal } from '../../policy/authorizer.js';
 import type { MetadataStore } from '../../storage/metadata-store.js';
 import { resourceOf } from '../pipeline.js';
@@ -57,6 +65,7 @@ const org = resourceOf.organization;
 
 export interface IdentityRouteDeps {
   readonly identity: IdentityService;
+  readonly sso: SsoService;
   /** The audited store (bootstrap-token changes are recorded with their request). */
   readonly store: MetadataStore;
 }
@@ -186,6 +195,87 @@ export async function identityRoutes(base: FastifyInstance, deps: IdentityRouteD
       config: { public: true, action: 'auth:enroll' },
     },
     async (request) => identity.finishEnrolment(request.body.inviteToken, request.body.code),
+  );
+
+  // ---- single sign-on and workload federation (public: they obtain credentials) --------------------------
+
+  app.post(
+    '/api/v1/auth/oidc/:provider/start',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Start a single sign-on: open `authorizationUrl` in a browser, then poll with the secret',
+        params: SsoProviderParams,
+        response: { 200: SsoStartView, ...errors },
+      },
+      config: { public: true, action: 'auth:sso' },
+    },
+    async (request) => deps.sso.start(request.params.provider),
+  );
+
+  app.get(
+    '/api/v1/auth/oidc/callback',
+    {
+      schema: { tags: ['auth'], hide: true, querystring: SsoCallbackQuery },
+      config: { public: true, action: 'auth:sso' },
+    },
+    async (request, reply) => {
+      const page = (title: string, text: string) =>
+        `<!doctype html><meta charset="utf-8"><title>${title}</title><p>${text}</p>`;
+      reply
+        .header('content-type', 'text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header('content-security-policy', "default-src 'none'");
+      try {
+        await deps.sso.callback(request.query);
+      } catch (err) {
+        request.errorCode = err instanceof StrongroomError ? err.code : 'internal_error';
+        return reply
+          .code(401)
+          .send(page('Sign-in failed', 'The sign-in failed. Start again from your terminal.'));
+      }
+      return reply.send(
+        page(
+          'Signed in',
+          'You are signed in to Strongroom. You can close this page and return to your terminal.',
+        ),
+      );
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/oidc/poll',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Collect the session of a single sign-on (202 while the browser side is pending)',
+        body: SsoPollBody,
+        response: { 200: SessionTokensView, 202: SsoPendingView, ...errors },
+      },
+      config: { public: true, action: 'auth:sso' },
+    },
+    async (request, reply) => {
+      const result = deps.sso.poll(request.body.loginId, request.body.pollSecret);
+      if (result.status === 'pending') return reply.code(202).send({ status: 'pending' });
+      return result.tokens;
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/federate',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Exchange a trusted workload identity token (CI, Kubernetes) for a short-lived token',
+        body: FederateBody,
+        response: { 201: FederatedTokenView, ...errors },
+      },
+      config: { public: true, action: 'auth:federate' },
+    },
+    async (request, reply) => {
+      const { issued, serviceAccount } = await deps.sso.federate(request.body.token);
+      return reply.code(201).send({ ...issuedView(issued), serviceAccount });
+    },
   );
 
   // ---- the caller's own session --------------------------------------------------------------------------

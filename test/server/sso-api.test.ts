@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/audit-event.js';
+import { freePort } from '../support/free-port.js';
+import { startOidcProvider, type RunningOidcProvider } from '../support/oidc-provider.js';
+import { startTestServer, type TestServer } from '../support/server-harness.js';
+import { startTokenIssuer, type TokenIssuer } from '../support/token-issuer.js';
+
+/**
+ * Single sign-on through the full redirect flow against a real OpenID Provider (oidc-provider) on loopback,
+ * and workload identity federation with a trusted issuer's tokens: the server end to end.
+ */
+let corp: RunningOidcProvider;
+let other: RunningOidcProvider;
+let ci: TokenIssuer;
+let server: TestServer;
+
+beforeAll(async () => {
+  const port = await freePort();
+  const redirect = `http://127.0.0.1:${port}/api/v1/auth/oidc/callback`;
+  const accounts = {
+    alice: { sub: 'u-1', email: 'alice@corp.example', name: 'Alice', groups: ['ml-admins', 'staff'] },
+    bob: { sub: 'u-2', email: 'bob@corp.example', name: 'Bob', groups: ['staff'] },
+  };
+  corp = await startOidcProvider({
+    clients: [{ client_id: 'strongroom', client_secret: 'corp-secret', redirect_uris: [redirect] }],
+    accounts,
+  });
+  // A second provider issuing the very same `sub` values.
+  other = await startOidcProvider({
+    clients: [{ client_id: 'strongroom', client_secret: 'other-secret', redirect_uris: [redirect] }],
+    accounts,
+  });
+  ci = await startTokenIssuer(['RS256']);
+  server = await startTestServer({
+    config: {
+      port,
+      identity: {
+        publicUrl: `http://127.0.0.1:${port}`,
+        outbound: { allowHosts: ['127.0.0.1'] },
+        oidcProviders: [
+          {
+            id: 'corp',
+            issuer: corp.issuer,
+            clientId: 'strongroom',
+            clientSecretEnv: 'CORP_SECRET',
+            scopes: ['openid', 'profile', 'email', 'groups'],
+            groupMapping: { 'ml-admins': 'admins' },
+          },
+          { id: 'other', issuer: other.issuer, clientId: 'strongroom', clientSecretEnv: 'OTHER_SECRET' },
+        ],
+        federation: {
+          issuers: [{ issuer: ci.issuer, audiences: ['strongroom'], algorithms: ['RS256'] }],
+          rules: [
+            {
+              issuer: ci.issuer,
+              audience: 'strongroom',
+              subject: 'repo:acme/models:ref:refs/heads/*',
+              claims: { repository: 'acme/models' },
+              serviceAccount: 'trainer',
+              maxTtlSeconds: 600,
+              scope: { projects: ['vision'], readOnly: true },
+            },
+          ],
+        },
+      },
+    },
+    env: { CORP_SECRET: 'corp-secret', OTHER_SECRET: 'other-secret' },
+  });
+  await server.api('/api/v1/groups', { method: 'POST', json: { name: 'admins' } });
+  await server.api('/api/v1/projects', { method: 'POST', json: { name: 'vision' } });
+  await server.api('/api/v1/service-accounts', {
+    method: 'POST',
+    json: { name: 'trainer', environment: 'staging' },
+  });
+  await server.api('/api/v1/groups/admins/members', { method: 'POST', json: { principal: 'sa:trainer' } });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await corp?.close();
+  await other?.close();
+  await ci?.close();
+});
+
+async function post(path: string, body: unknown): Promise<Response> {
+  return fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+async function ssoLogin(provider: string, idp: RunningOidcProvider, account: string) {
+  const start = (await (await post(`/api/v1/auth/oidc/${provider}/start`, {})).json()) as {
+    loginId: string;
+    pollSecret: string;
+    authorizationUrl: string;
+  };
+  const pollBody = { loginId: start.loginId, pollSecret: start.pollSecret };
+  expect((await post('/api/v1/auth/oidc/poll', pollBody)).status).toBe(202);
+  const callback = await idp.login(start.authorizationUrl, account);
+  expect(callback.startsWith(`${server.url}/api/v1/auth/oidc/callback?`)).toBe(true);
+  const landing = await fetch(callback);
+  return { start, callback, landing, poll: () => post('/api/v1/auth/oidc/poll', pollBody) };
+}
+
+async function whoami(token: string) {
+  return (await (
+    await fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } })
+  ).json()) as { principal: string; name: string; authMethod: string; groups: string[] };
+}
+
+describe('single sign-on (OIDC authorization code + PKCE)', () => {
+  it('signs in through the full redirect flow, creates the user and maps provider groups', async () => {
+    const flow = await ssoLogin('corp', corp, 'alice');
+    expect(flow.landing.status).toBe(200);
+    expect(flow.landing.headers.get('content-type')).toMatch(/text\/html/);
+    const res = await flow.poll();
+    expect(res.status).toBe(200);
+    const tokens = (await res.json()) as { accessToken: string };
+    const me = await whoami(tokens.accessToken);
+    expect(me).toMatchObject({ name: 'alice', authMethod: 'oidc:corp', groups: ['admins'] });
+    // The session is handed out once.
+    expect((await flow.poll()).status).toBe(401);
+  });
+
+  it('a replayed callback, a wrong poll secret and an unknown provider are refused', async () => {
+    const flow = await ssoLogin('corp', corp, 'bob');
+    expect((await fetch(flow.callback)).status).toBe(401); // the same code and state again
+    const wrong = await post('/api/v1/auth/oidc/poll', { loginId: flow.start.loginId, pollSecret: 'guess' });
+    expect(wrong.status).toBe(401);
+    expect((await flow.poll()).status).toBe(200);
+    expect((await post('/api/v1/auth/oidc/nope/start', {})).status).toBe(400);
+    expect((await fetch(`${server.url}/api/v1/auth/oidc/callback?code=x&state=forged`)).status).toBe(401);
+  });
+
+  it('the same sub from two providers is two people (A4)', async () => {
+    const fromCorp = (await (await (await ssoLogin('corp', corp, 'alice')).poll()).json()) as {
+      accessToken: string;
+    };
+    const fromOther = (await (await (await ssoLogin('other', other, 'alice')).poll()).json()) as {
+      accessToken: string;
+    };
+    const a = await whoami(fromCorp.accessToken);
+    const b = await whoami(fromOther.accessToken);
+    expect(a.principal).not.toBe(b.principal);
+    expect(b.groups).toEqual([]); // the other provider maps no groups
+  });
+
+  it('sign-ins are audited as authentication events naming the provider', async () => {
+    const res = await server.api('/api/v1/audit/events?action=auth:sso&limit=1000');
+    const events = ((await res.json()) as { items: AuditEvent[] }).items;
+    expect(events.some((e) => e.category === 'authentication' && e.details?.['provider'] === 'corp')).toBe(
+      true,
+    );
+  });
+});
+
+describe('workload identity federation', () => {
+  const claims = {
+    sub: 'repo:acme/models:ref:refs/heads/main',
+    aud: 'strongroom',
+    repository: 'acme/models',
+  };
+
+  it('exchanges a trusted CI token for a short-lived, scoped token of the mapped service account', async () => {
+    const jwt = await ci.sign(claims);
+    const res = await post('/api/v1/auth/federate', { token: jwt });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as {
+      token: string;
+      serviceAccount: string;
+      record: { expiresAt: string };
+    };
+    expect(body.token).toMatch(/^srf_/);
+    expect(body.serviceAccount).toBe('trainer');
+    expect(Date.parse(body.record.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
+    const me = (await (
+      await fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${body.token}` } })
+    ).json()) as { authMethod: string; scope: unknown; environment: string };
+    expect(me).toMatchObject({
+      authMethod: 'workload-federation',
+      scope: { projects: ['vision'], readOnly: true },
+      environment: 'staging',
+    });
+  });
+
+  it('refuses tokens that match no rule, have the wrong audience or come from an unknown issuer', async () => {
+    const otherRepo = await ci.sign({ ...claims, repository: 'mallory/models' });
+    const wrongAud = await ci.sign({ ...claims, aud: 'someone-else' });
+    for (const token of [otherRepo, wrongAud, 'not-a-jwt']) {
+      expect((await post('/api/v1/auth/federate', { token })).status).toBe(401);
+    }
+  });
+});
