@@ -418,11 +418,14 @@ export class IdentityService {
       details: { session: record.sessionId },
     });
     if (record.revokedAt !== null && session && session.revokedAt === null) {
-      await this.store.transaction(async (tx) => {
-        await tx.revokeSessions({ sessionId: session.id }, this.at());
-        await this.bumpEpoch(tx);
-      });
-      describeCurrent({ details: { reuseDetected: true } });
+      // Recorded by the request's own (failed) event, which names the reuse and the revoked session.
+      await withoutEvent(() =>
+        this.store.transaction(async (tx) => {
+          await tx.revokeSessions({ sessionId: session.id }, this.at());
+          await this.bumpEpoch(tx);
+        }),
+      );
+      describeCurrent({ details: { reuseDetected: true, sessionRevoked: true } });
       throw new StrongroomError(
         'unauthenticated',
         'the refresh token was already used; the session is revoked',
