@@ -102,6 +102,8 @@ export const BOOTSTRAP_ADMIN = 'bootstrap-admin';
 
 /** Members of this group may do everything (until Cedar role bindings arrive with the authorization issue). */
 export const ADMINS_GROUP = 'admins';
+/** Members of this group hold the auditor role: they may read the audit log, and nothing else. */
+export const AUDITORS_GROUP = 'auditors';
 
 /** What every authenticated principal may do for itself. */
 const SELF_SERVICE: ReadonlySet<Action> = new Set([
@@ -133,7 +135,8 @@ export const READ_ACTIONS: ReadonlySet<Action> = new Set([
 
 /**
  * Until Cedar policies exist (the authorization issue): the bootstrap administrator and members of `admins`
- * may do everything, every principal may manage its own session, anyone else nothing (default deny). A
+ * may do everything, members of `auditors` may read the audit log, every principal may manage its own
+ * session, anyone else nothing (default deny). A
  * token's scope then narrows whatever was allowed: a token can never do more than its principal.
  */
 export const interimAuthorizer: Authorizer = {
@@ -143,6 +146,8 @@ export const interimAuthorizer: Authorizer = {
     if (principal.id === BOOTSTRAP_ADMIN && principal.authMethod === 'bootstrap-token')
       reason = 'bootstrap-admin';
     else if (principal.groups?.includes(ADMINS_GROUP) === true) reason = 'group:admins';
+    else if (action === 'audit:read' && principal.groups?.includes(AUDITORS_GROUP) === true)
+      reason = 'group:auditors';
     else if (SELF_SERVICE.has(action)) reason = 'self-service';
     else return deny;
     const narrowed = scopeDenies(principal.scope ?? null, action, resource);

@@ -389,6 +389,28 @@ describe('step-up', () => {
   });
 });
 
+describe('the auditor role (interim: the auditors group)', () => {
+  it('reads the audit log and nothing else; without it the audit log is refused', async () => {
+    const jill = await enrol('jill');
+    const call = as(jill.tokens.accessToken);
+    expect((await call('/api/v1/audit/events?limit=1')).status).toBe(403);
+    await server.api('/api/v1/groups', { method: 'POST', json: { name: 'auditors' } });
+    await json(
+      await server.api('/api/v1/groups/auditors/members', {
+        method: 'POST',
+        json: { principal: 'user:jill' },
+      }),
+      204,
+    );
+    expect((await call('/api/v1/audit/events?limit=1')).status).toBe(200);
+    expect((await call('/api/v1/audit/checkpoint')).status).toBe(200);
+    expect((await call('/api/v1/projects')).status).toBe(403);
+    expect((await call('/api/v1/audit/prune', { method: 'POST', json: { olderThanDays: 1 } })).status).toBe(
+      403,
+    );
+  });
+});
+
 describe('the bootstrap token is break-glass', () => {
   it('can be rotated and disabled; the old one stops working at once', async () => {
     const rotated = await json<{ token: string }>(
