@@ -622,3 +622,17 @@ export const FederatedTokenView = Type.Object({
   serviceAccount: Type.String(),
 });
 export type FederatedTokenView = Static<typeof FederatedTokenView>;
+
+export const ChangePasswordBody = Type.Object(
+  {
+    currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+    newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+  },
+  strict,
+);
+export const RecoveryCodesView = Type.Object({
+  recoveryCodes: Type.Array(Type.String(), {
+    description: 'single-use; shown once; the old ones no longer work',
+  }),
+});
+export type RecoveryCodesView = Static<typeof RecoveryCodesView>;

@@ -14,7 +14,7 @@ import {
   type User,
 } from '../core/domain.js';
 import { StrongroomError, quote } from '../core/errors.js';
-import { newId, parseId, type DataKeyId, type TokenId, type UserId } from '../core/ids.js';
+import { newId, parseId, type DataKeyId, type SessionId, type TokenId, type UserId } from '../core/ids.js';
 import { openValue, sealValue } from '../crypto/stream-aead.js';
 import { ACTIONS, ADMINS_GROUP, type Action, type Principal } from '../policy/authorizer.js';
 import type { MetadataStore, MetadataWriter } from '../storage/metadata-store.js';
@@ -483,6 +483,61 @@ export class IdentityService {
       await this.bumpEpoch(tx);
     });
     return { mfaAt: at };
+  }
+
+  /**
+   * A signed-in user changes their password (with a recent second factor, enforced by step-up): the current
+   * password is checked, the new one must pass the policy, and every other session is revoked.
+   */
+  async changePassword(principal: Principal, current: string, next: string): Promise<void> {
+    const user = principal.kind === 'user' ? await this.store.getUserById(principal.id as UserId) : undefined;
+    if (!user || user.passwordHash === null)
+      throw new StrongroomError('invalid_request', 'only a user with a password can change it');
+    if (!(await verifyPassword(user.passwordHash, current))) return this.failLogin(user);
+    checkPasswordPolicy(next, user.username);
+    const passwordHash = await hashPassword(next);
+    await this.store.transaction(async (tx) => {
+      const at = this.at();
+      await tx.updateUser(user.id, { passwordHash, updatedAt: at });
+      for (const session of await this.otherSessions(tx, user.id, principal.sessionId))
+        await tx.revokeSessions({ sessionId: session }, at);
+      await this.bumpEpoch(tx);
+    });
+  }
+
+  private async otherSessions(
+    tx: MetadataWriter,
+    userId: UserId,
+    keep: string | undefined,
+  ): Promise<SessionId[]> {
+    const ids = new Set<SessionId>();
+    for (const token of await tx.listTokens(userId, false))
+      if (token.sessionId !== null && token.sessionId !== keep) ids.add(token.sessionId);
+    return [...ids];
+  }
+
+  /** New single-use recovery codes (shown once); the old ones stop working. */
+  async regenerateRecoveryCodes(principal: Principal): Promise<string[]> {
+    const user = principal.kind === 'user' ? await this.store.getUserById(principal.id as UserId) : undefined;
+    if (!user || user.totp === null)
+      throw new StrongroomError('invalid_request', 'only a user with an authenticator has recovery codes');
+    const codes = newRecoveryCodes();
+    await this.store.transaction((tx) =>
+      tx.replaceRecoveryCodes(
+        user.id,
+        codes.map((c) => recoveryCodeHash(user.id, c)),
+      ),
+    );
+    return codes;
+  }
+
+  async deleteGroup(name: string): Promise<void> {
+    const group = await this.groupByName(name);
+    describeCurrent({ details: { group: group.name } });
+    await this.store.transaction(async (tx) => {
+      await tx.deleteGroup(group.id);
+      await this.bumpEpoch(tx);
+    });
   }
 
   // ---- single sign-on and federation -------------------------------------------------------------------

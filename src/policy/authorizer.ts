@@ -28,6 +28,8 @@ export const ACTIONS = [
   'auth:sso',
   'auth:federate',
   'auth:step-up',
+  'auth:password',
+  'auth:recovery-codes',
   'session:list',
   'session:revoke',
   'user:create',
@@ -109,6 +111,8 @@ export const AUDITORS_GROUP = 'auditors';
 const SELF_SERVICE: ReadonlySet<Action> = new Set([
   'session:read',
   'auth:step-up',
+  'auth:password',
+  'auth:recovery-codes',
   'session:list',
   'session:revoke',
 ]);

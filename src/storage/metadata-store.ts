@@ -272,6 +272,8 @@ export interface MetadataWriter extends MetadataReader {
   advanceTotpStep(id: UserId, step: number): Promise<boolean>;
   /** Throws `group_exists` on a duplicate name. */
   insertGroup(group: Group): Promise<void>;
+  /** Removes a group with its memberships. */
+  deleteGroup(id: GroupId): Promise<void>;
   /** Idempotent. */
   addGroupMember(groupId: GroupId, principalId: string, source: string): Promise<void>;
   /** Returns false when the principal was not a member. */

@@ -411,6 +411,66 @@ describe('the auditor role (interim: the auditors group)', () => {
   });
 });
 
+describe('self-service', () => {
+  it('changing the password needs the current one and a fresh second factor, and ends other sessions', async () => {
+    const kim = await enrol('kim');
+    const other = await json<Tokens>(await login(kim), 200);
+    const call = as(kim.tokens.accessToken);
+    const wrong = await call('/api/v1/auth/password', {
+      method: 'POST',
+      json: { currentPassword: 'not it at all', newPassword: 'a brand new passphrase' },
+    });
+    expect(wrong.status).toBe(401);
+    await json(
+      await call('/api/v1/auth/password', {
+        method: 'POST',
+        json: { currentPassword: kim.password, newPassword: 'a brand new passphrase' },
+      }),
+      204,
+    );
+    expect((await call('/api/v1/whoami')).status).toBe(200);
+    expect((await as(other.accessToken)('/api/v1/whoami')).status).toBe(401);
+    const old = await post('/api/v1/auth/login', {
+      username: 'kim',
+      password: kim.password,
+      code: await nextCode(kim.secret),
+    });
+    expect(old.status).toBe(401);
+    const fresh = await post('/api/v1/auth/login', {
+      username: 'kim',
+      password: 'a brand new passphrase',
+      code: await nextCode(kim.secret),
+    });
+    expect(fresh.status).toBe(200);
+  });
+
+  it('new recovery codes replace the old ones', async () => {
+    const lou = await enrol('lou');
+    const codes = await json<{ recoveryCodes: string[] }>(
+      await as(lou.tokens.accessToken)('/api/v1/auth/recovery-codes', { method: 'POST' }),
+      200,
+    );
+    expect(codes.recoveryCodes).toHaveLength(10);
+    const attempt = (code: string) =>
+      post('/api/v1/auth/login', { username: 'lou', password: lou.password, recoveryCode: code });
+    expect((await attempt(lou.recoveryCodes[0]!)).status).toBe(401);
+    expect((await attempt(codes.recoveryCodes[0]!)).status).toBe(200);
+  });
+
+  it('deleting a group removes what it granted on the next request', async () => {
+    const max = await enrol('max');
+    await json(await server.api('/api/v1/groups', { method: 'POST', json: { name: 'temp-admins' } }), 201);
+    await json(
+      await server.api('/api/v1/groups/admins/members', { method: 'POST', json: { principal: 'user:max' } }),
+      204,
+    );
+    expect((await as(max.tokens.accessToken)('/api/v1/projects')).status).toBe(200);
+    await json(await server.api('/api/v1/groups/admins', { method: 'DELETE' }), 204);
+    expect((await as(max.tokens.accessToken)('/api/v1/projects')).status).toBe(403);
+    await json(await server.api('/api/v1/groups', { method: 'POST', json: { name: 'admins' } }), 201);
+  });
+});
+
 describe('the bootstrap token is break-glass', () => {
   it('can be rotated and disabled; the old one stops working at once', async () => {
     const rotated = await json<{ token: string }>(

@@ -2,6 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   BootstrapTokenView,
+  ChangePasswordBody,
+  RecoveryCodesView,
   CreateGroupBody,
   FederateBody,
   FederatedTokenView,
@@ -304,6 +306,40 @@ export async function identityRoutes(base: FastifyInstance, deps: IdentityRouteD
   );
 
   app.post(
+    '/api/v1/auth/password',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Change your password (needs step-up); your other sessions are revoked',
+        body: ChangePasswordBody,
+        response: { 204: { type: 'null' }, ...errors },
+      },
+      config: { action: 'auth:password', resource: org },
+    },
+    async (request, reply) => {
+      await identity.changePassword(
+        principalOf(request),
+        request.body.currentPassword,
+        request.body.newPassword,
+      );
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/recovery-codes',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Replace your recovery codes (needs step-up); shown once',
+        response: { 200: RecoveryCodesView, ...errors },
+      },
+      config: { action: 'auth:recovery-codes', resource: org },
+    },
+    async (request) => ({ recoveryCodes: await identity.regenerateRecoveryCodes(principalOf(request)) }),
+  );
+
+  app.post(
     '/api/v1/auth/derive',
     {
       schema: {
@@ -434,6 +470,18 @@ export async function identityRoutes(base: FastifyInstance, deps: IdentityRouteD
     async (request) => {
       const { group, members } = await identity.groupMembers(request.params.group);
       return { group: groupView(group), members };
+    },
+  );
+
+  app.delete(
+    '/api/v1/groups/:group',
+    {
+      schema: { tags: ['groups'], params: GroupParams, response: { 204: { type: 'null' }, ...errors } },
+      config: { action: 'group:update', resource: org },
+    },
+    async (request, reply) => {
+      await identity.deleteGroup(request.params.group);
+      return reply.code(204).send(null);
     },
   );
 

@@ -1161,6 +1161,13 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
     );
   }
 
+  deleteGroup(id: GroupId): Promise<void> {
+    return this.query('deleteGroup', async (db) => {
+      await db.deleteFrom('group_members').where('group_id', '=', id).execute();
+      await db.deleteFrom('groups').where('id', '=', id).execute();
+    });
+  }
+
   addGroupMember(groupId: GroupId, principalId: string, source: string): Promise<void> {
     return this.query('addGroupMember', async (db) => {
       await db
