@@ -1,15 +1,37 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { StrongroomError, quote } from '../core/errors.js';
 import { envValue, type CliIo } from './cli-io.js';
 
-/** What `strongroom login` saves. */
+/** A signed-in user's session, saved beside its access token so the CLI can refresh it. */
+export interface StoredSession {
+  readonly username: string;
+  readonly sessionId: string;
+  readonly refreshToken: string;
+  readonly accessExpiresAt: string;
+  readonly refreshExpiresAt: string;
+}
+
+/**
+ * What `strongroom login` saves. `token` is the bearer token (an API token, or a session's access token);
+ * `session` is only there after a password login. A reader that knows only `url` and `token` still works.
+ */
 export interface StoredConfig {
   readonly url: string;
   readonly token: string;
+  readonly session?: StoredSession;
 }
+
+const SESSION_FIELDS = [
+  'username',
+  'sessionId',
+  'refreshToken',
+  'accessExpiresAt',
+  'refreshExpiresAt',
+] as const satisfies readonly (keyof StoredSession)[];
 
 const MAX_CONFIG_BYTES = 64 * 1024;
 
@@ -61,7 +83,32 @@ export async function readConfigFile(file: string): Promise<StoredConfig | undef
   ) {
     throw invalid(file, 'must be a JSON object with string `url` and `token`');
   }
-  return { url: record['url'], token: record['token'] };
+  const session = record['session'];
+  if (session === undefined) return { url: record['url'], token: record['token'] };
+  return { url: record['url'], token: record['token'], session: parseSession(file, session) };
+}
+
+function parseSession(file: string, value: unknown): StoredSession {
+  const record = value as Partial<Record<string, unknown>> | null;
+  if (
+    typeof record !== 'object' ||
+    record === null ||
+    SESSION_FIELDS.some((field) => typeof record[field] !== 'string')
+  ) {
+    throw invalid(file, `must have a \`session\` object with string ${SESSION_FIELDS.join(', ')}`);
+  }
+  return Object.fromEntries(
+    SESSION_FIELDS.map((field) => [field, record[field]]),
+  ) as unknown as StoredSession;
+}
+
+/** Exactly the known fields, in a stable order: nothing else from memory ever lands in the file. */
+function serialize(config: StoredConfig): string {
+  const session =
+    config.session === undefined
+      ? {}
+      : { session: Object.fromEntries(SESSION_FIELDS.map((field) => [field, config.session?.[field]])) };
+  return `${JSON.stringify({ url: config.url, token: config.token, ...session }, null, 2)}\n`;
 }
 
 /**
@@ -76,7 +123,7 @@ export async function writeConfigFile(file: string, config: StoredConfig): Promi
   const handle = await open(temp, 'wx', 0o600);
   try {
     await handle.chmod(0o600);
-    await handle.writeFile(`${JSON.stringify({ url: config.url, token: config.token }, null, 2)}\n`, 'utf8');
+    await handle.writeFile(serialize(config), 'utf8');
     await handle.sync();
     await handle.close();
     await rename(temp, file);
@@ -84,5 +131,44 @@ export async function writeConfigFile(file: string, config: StoredConfig): Promi
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
     throw err;
+  }
+}
+
+/** Forget the saved credentials (`strongroom logout`). */
+export async function removeConfigFile(file: string): Promise<void> {
+  await rm(file, { force: true });
+}
+
+const LOCK_WAIT_MS = 10_000;
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Run `fn` holding an exclusive lock beside the config file. Refreshing a session must not race another
+ * `strongroom` process: the refresh token is single-use, and the server takes a second use of one as theft
+ * and revokes the whole session. A lock left behind by a crashed process is broken after LOCK_STALE_MS.
+ */
+export async function withConfigLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${file}.lock`;
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await (await open(lock, 'wx', 0o600)).close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = await stat(lock).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (age > LOCK_STALE_MS) await rm(lock, { force: true });
+      else if (Date.now() > deadline) throw invalid(file, `is locked by another process (${quote(lock)})`);
+      else await delay(50);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
   }
 }

@@ -5,6 +5,7 @@ import { CLIENT_VERSION } from '../client/strongroom-client.js';
 import type { CliIo } from './cli-io.js';
 import { EXIT_CODES, EXIT_CODES_HELP, errorCodeOf, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { registerAuditCommands } from './audit-command.js';
+import { registerGroupCommands } from './group-command.js';
 import { registerKeysCommands } from './keys-command.js';
 import { registerLoginCommands } from './login-command.js';
 import { registerLsCommand } from './ls-command.js';
@@ -12,8 +13,11 @@ import { terminalSafe } from './output.js';
 import { registerProjectCommands } from './project-command.js';
 import { registerPullCommand } from './pull-command.js';
 import { registerPushCommand } from './push-command.js';
+import { registerServiceAccountCommands } from './sa-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerShowCommand } from './show-command.js';
+import { registerTokenCommands } from './token-command.js';
+import { registerUserCommands } from './user-command.js';
 
 /** The whole command tree, writing through `io` and throwing instead of exiting. */
 export function buildProgram(io: CliIo): Command {
@@ -36,6 +40,10 @@ export function buildProgram(io: CliIo): Command {
   registerPullCommand(program, io);
   registerKeysCommands(program, io);
   registerAuditCommands(program, io);
+  registerUserCommands(program, io);
+  registerGroupCommands(program, io);
+  registerServiceAccountCommands(program, io);
+  registerTokenCommands(program, io);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import type { Static } from 'typebox';
 import type {
   AuditCheckpointView,
   AuditEventPage,
@@ -10,17 +11,38 @@ import type {
   CommitUploadBody,
   ArtifactPage,
   ArtifactView,
+  BootstrapTokenView,
   CreateArtifactBody,
+  CreateGroupBody,
   CreateProjectBody,
+  CreateServiceAccountBody,
+  CreateTokenBody,
   CreateUploadBody,
+  EnrollFinishView,
+  EnrollStartView,
+  GroupMembersView,
+  GroupPage,
+  GroupView,
+  InviteUserBody,
+  InviteView,
+  IssuedTokenView,
   KeysView,
+  LoginBody,
   PageQuery,
   PartProgress,
   ProjectPage,
   ProjectView,
   RotateResult,
+  ServiceAccountPage,
+  ServiceAccountView,
+  SessionTokensView,
+  StepUpView,
+  TokenList,
+  TokenView,
   UpdateArtifactBody,
   UploadView,
+  UserPage,
+  UserView,
   VersionDetail,
   VersionPage,
   VersionView,
@@ -28,6 +50,7 @@ import type {
 } from '../api/schemas.js';
 import { UPLOAD_OFFSET_HEADER } from '../api/schemas.js';
 import { StrongroomError, quote } from '../core/errors.js';
+import { parseId } from '../core/ids.js';
 import {
   parseArtifactName,
   parseFilePath,
@@ -50,6 +73,24 @@ export interface StrongroomClientOptions {
   /** A fetch implementation to use instead of the global one. */
   readonly fetch?: typeof fetch;
   readonly userAgent?: string;
+  /** Keeps a user session usable: refreshes an expired access token, steps up when asked to. */
+  readonly session?: SessionKeeper;
+}
+
+/**
+ * How a client recovers when the server refuses a request for a reason a person can fix: an expired access
+ * token (refresh it) or a second factor that is too old (step up with a fresh TOTP code). A request recovers
+ * at most once from each, and only a request that can be sent again unchanged (never a streamed upload body,
+ * which is why `refreshDue` lets the client refresh before sending one). Concurrent requests share one
+ * recovery: a refresh token is single-use, and one prompt is enough.
+ */
+export interface SessionKeeper {
+  /** True when the current token is known to be expired or about to be: refreshed before the next request. */
+  refreshDue?(): boolean;
+  /** The token was refused (`unauthenticated`): a new token to retry with, or undefined to give up. */
+  refresh?(): Promise<string | undefined>;
+  /** The action needs a recent second factor (`mfa_required`): a TOTP code the client steps up with, or reject. */
+  stepUpCode?(error: ApiError): Promise<string>;
 }
 
 export interface FileRef extends VersionRef {
@@ -93,11 +134,27 @@ interface RequestOptions {
   readonly body?: Uint8Array | AsyncIterable<Uint8Array>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal | undefined;
+  /** Send no Authorization header: the public sign-in routes take their credentials in the body. */
+  readonly anonymous?: boolean;
+  /**
+   * Recover from `unauthenticated` and `mfa_required` through the SessionKeeper (default true). Off for the
+   * calls that prove a factor, where 401 means the proof was wrong and a retry would only count as a failure.
+   */
+  readonly recover?: boolean;
+}
+
+type RecoverableCode = 'unauthenticated' | 'mfa_required';
+
+function recoverableCode(err: unknown): RecoverableCode | undefined {
+  if (!(err instanceof ApiError)) return undefined;
+  return err.code === 'unauthenticated' || err.code === 'mfa_required' ? err.code : undefined;
 }
 
 /** The package version this client speaks for (sent in User-Agent). */
 export const CLIENT_VERSION = '0.1.0';
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** The shape the server accepts for a group member or a token owner (`user:NAME`, `sa:NAME`). */
+const PRINCIPAL_REF = /^(user|sa):[a-z0-9._-]{1,64}$/;
 // Visible ASCII only: a token with CR/LF could inject headers, one with spaces is not a bearer token.
 const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
 
@@ -152,10 +209,39 @@ function segment(value: string): string {
   return encodeURIComponent(value);
 }
 
+function checkToken(token: string | undefined): string | undefined {
+  if (token !== undefined && !TOKEN_SHAPE.test(token)) {
+    throw new StrongroomError('invalid_request', 'the token contains characters a bearer token cannot have');
+  }
+  return token;
+}
+
 function checkUploadId(id: string): string {
   if (!UPLOAD_ID.test(id))
     throw new StrongroomError('invalid_request', `upload id ${quote(id)} is malformed`);
   return id;
+}
+
+function checkPrincipalRef(ref: string): string {
+  if (!PRINCIPAL_REF.test(ref))
+    throw new StrongroomError(
+      'invalid_request',
+      `principal ${quote(ref)} must be \`user:NAME\` or \`sa:NAME\``,
+    );
+  return ref;
+}
+
+function checkTokenId(id: string): string {
+  if (parseId('token', id) === undefined)
+    throw new StrongroomError('invalid_request', `token id ${quote(id)} is malformed`);
+  return id;
+}
+
+/** A path segment naming a user, group or service account: the server validates the name itself. */
+function nameSegment(kind: string, name: string): string {
+  if (name === '' || name.length > 128)
+    throw new StrongroomError('invalid_name', `${kind} name ${quote(name)} must be 1-128 characters`);
+  return segment(name);
 }
 
 function checkVersionRef(ref: VersionRef): VersionRef {
@@ -194,7 +280,12 @@ export class StrongroomClient {
   readonly #base: URL;
   /** The URL's path prefix without a trailing slash ('' at the root). */
   readonly #basePath: string;
-  readonly #token: string | undefined;
+  #token: string | undefined;
+  readonly #session: SessionKeeper | undefined;
+  /** Bumped by every successful recovery: a request that failed before it only needs sending again. */
+  #generation = 0;
+  /** The recovery in progress, shared by every request that fails meanwhile. */
+  #recovering: Promise<boolean> | undefined;
   readonly #fetch: typeof fetch;
   /** No fetch was injected: bulk bytes go over node:http(s) (see node-transport.ts). */
   readonly #native: boolean;
@@ -204,23 +295,209 @@ export class StrongroomClient {
     this.#base = parseServerUrl(options.url);
     this.#basePath = this.#base.pathname.replace(/\/+$/, '');
     this.url = `${this.#base.origin}${this.#basePath}`;
-    if (options.token !== undefined && !TOKEN_SHAPE.test(options.token)) {
-      throw new StrongroomError(
-        'invalid_request',
-        'the token contains characters a bearer token cannot have',
-      );
-    }
-    this.#token = options.token;
+    this.#token = checkToken(options.token);
+    this.#session = options.session;
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#native = options.fetch === undefined;
     this.#userAgent =
       options.userAgent ?? `strongroom-client/${CLIENT_VERSION} node/${process.versions.node}`;
   }
 
-  // ---- identity -------------------------------------------------------------------------------------------
+  // ---- identity: sign-in and the caller's session (docs/identity.md) ----------------------------------------
 
   whoami(signal?: AbortSignal): Promise<WhoAmI> {
     return this.#json('GET', '/api/v1/whoami', { signal });
+  }
+
+  /** Password and TOTP code (or a recovery code): a new session. Sends no token. */
+  login(body: LoginBody, signal?: AbortSignal): Promise<SessionTokensView> {
+    return this.#json('POST', '/api/v1/auth/login', { json: body, signal, anonymous: true, recover: false });
+  }
+
+  /** Trade a refresh token (single-use) for a new access and refresh token pair. Sends no other token. */
+  refreshSession(refreshToken: string, signal?: AbortSignal): Promise<SessionTokensView> {
+    return this.#json('POST', '/api/v1/auth/refresh', {
+      json: { refreshToken },
+      signal,
+      anonymous: true,
+      recover: false,
+    });
+  }
+
+  /** Enrolment step 1: the invitation and a new password; answers the TOTP secret to enrol. */
+  startEnrolment(inviteToken: string, password: string, signal?: AbortSignal): Promise<EnrollStartView> {
+    return this.#json('POST', '/api/v1/auth/enroll/start', {
+      json: { inviteToken, password },
+      signal,
+      anonymous: true,
+      recover: false,
+    });
+  }
+
+  /** Enrolment step 2: a code from the new authenticator; answers the recovery codes (shown once) and a session. */
+  finishEnrolment(inviteToken: string, code: string, signal?: AbortSignal): Promise<EnrollFinishView> {
+    return this.#json('POST', '/api/v1/auth/enroll/finish', {
+      json: { inviteToken, code },
+      signal,
+      anonymous: true,
+      recover: false,
+    });
+  }
+
+  /** Prove a fresh TOTP code for this session, so sensitive actions are allowed again for a while. */
+  async stepUp(code: string, signal?: AbortSignal): Promise<Static<typeof StepUpView>> {
+    await this.#refreshIfDue();
+    return this.#stepUpOnce(code, signal);
+  }
+
+  // A wrong code is answered 401 like a bad token: never "recovered" by refreshing and sending it again.
+  #stepUpOnce(code: string, signal?: AbortSignal): Promise<Static<typeof StepUpView>> {
+    return this.#json('POST', '/api/v1/auth/step-up', { json: { code }, signal, recover: false });
+  }
+
+  /** Revoke this session with every token issued in it. */
+  async logout(signal?: AbortSignal): Promise<void> {
+    await this.#json('POST', '/api/v1/auth/logout', { signal });
+  }
+
+  /** A shorter-lived, never wider token derived from the calling one, revoked with it. */
+  deriveToken(body: CreateTokenBody, signal?: AbortSignal): Promise<IssuedTokenView> {
+    return this.#json('POST', '/api/v1/auth/derive', { json: body, signal });
+  }
+
+  // ---- identity: users, groups, service accounts and tokens (admin) ------------------------------------------
+
+  /** Create an invited user; the answer carries the invitation token, shown once. */
+  inviteUser(body: InviteUserBody, signal?: AbortSignal): Promise<InviteView> {
+    return this.#json('POST', '/api/v1/users', { json: body, signal });
+  }
+
+  listUsers(page: PageQuery = {}, signal?: AbortSignal): Promise<UserPage> {
+    return this.#json('GET', '/api/v1/users', { query: { ...page }, signal });
+  }
+
+  iterateUsers(pageSize?: number, signal?: AbortSignal): AsyncGenerator<UserView> {
+    return this.#paginate((page) => this.listUsers(page, signal), pageSize);
+  }
+
+  getUser(username: string, signal?: AbortSignal): Promise<UserView> {
+    return this.#json('GET', this.#userPath(username), { signal });
+  }
+
+  /** Disabling revokes every session and token of the user at once. */
+  disableUser(username: string, signal?: AbortSignal): Promise<UserView> {
+    return this.#json('POST', `${this.#userPath(username)}/disable`, { signal });
+  }
+
+  enableUser(username: string, signal?: AbortSignal): Promise<UserView> {
+    return this.#json('POST', `${this.#userPath(username)}/enable`, { signal });
+  }
+
+  /** Clear failed sign-ins and any lock. */
+  unlockUser(username: string, signal?: AbortSignal): Promise<UserView> {
+    return this.#json('POST', `${this.#userPath(username)}/unlock`, { signal });
+  }
+
+  /** Start enrolment over (a lost authenticator): everything is revoked; a new invitation is answered. */
+  resetUser(username: string, signal?: AbortSignal): Promise<InviteView> {
+    return this.#json('POST', `${this.#userPath(username)}/reset`, { signal });
+  }
+
+  createGroup(body: Static<typeof CreateGroupBody>, signal?: AbortSignal): Promise<GroupView> {
+    return this.#json('POST', '/api/v1/groups', { json: body, signal });
+  }
+
+  listGroups(page: PageQuery = {}, signal?: AbortSignal): Promise<GroupPage> {
+    return this.#json('GET', '/api/v1/groups', { query: { ...page }, signal });
+  }
+
+  iterateGroups(pageSize?: number, signal?: AbortSignal): AsyncGenerator<GroupView> {
+    return this.#paginate((page) => this.listGroups(page, signal), pageSize);
+  }
+
+  /** The group with its members. */
+  getGroup(group: string, signal?: AbortSignal): Promise<GroupMembersView> {
+    return this.#json('GET', this.#groupPath(group), { signal });
+  }
+
+  /** Add `user:NAME` or `sa:NAME` to a group. */
+  async addGroupMember(group: string, principal: string, signal?: AbortSignal): Promise<void> {
+    await this.#json('POST', `${this.#groupPath(group)}/members`, {
+      json: { principal: checkPrincipalRef(principal) },
+      signal,
+    });
+  }
+
+  async removeGroupMember(group: string, principal: string, signal?: AbortSignal): Promise<void> {
+    const member = segment(checkPrincipalRef(principal));
+    await this.#json('DELETE', `${this.#groupPath(group)}/members/${member}`, { signal });
+  }
+
+  createServiceAccount(
+    body: Static<typeof CreateServiceAccountBody>,
+    signal?: AbortSignal,
+  ): Promise<ServiceAccountView> {
+    return this.#json('POST', '/api/v1/service-accounts', { json: body, signal });
+  }
+
+  listServiceAccounts(page: PageQuery = {}, signal?: AbortSignal): Promise<ServiceAccountPage> {
+    return this.#json('GET', '/api/v1/service-accounts', { query: { ...page }, signal });
+  }
+
+  iterateServiceAccounts(pageSize?: number, signal?: AbortSignal): AsyncGenerator<ServiceAccountView> {
+    return this.#paginate((page) => this.listServiceAccounts(page, signal), pageSize);
+  }
+
+  /** Disabling stops every token of the account on its next request. */
+  disableServiceAccount(name: string, signal?: AbortSignal): Promise<ServiceAccountView> {
+    return this.#json('POST', `${this.#serviceAccountPath(name)}/disable`, { signal });
+  }
+
+  enableServiceAccount(name: string, signal?: AbortSignal): Promise<ServiceAccountView> {
+    return this.#json('POST', `${this.#serviceAccountPath(name)}/enable`, { signal });
+  }
+
+  /** A scoped, expiring token for a service account, bound to its environment; the token is shown once. */
+  createServiceAccountToken(
+    name: string,
+    body: CreateTokenBody,
+    signal?: AbortSignal,
+  ): Promise<IssuedTokenView> {
+    return this.#json('POST', `${this.#serviceAccountPath(name)}/tokens`, { json: body, signal });
+  }
+
+  /** The tokens of `user:NAME` or `sa:NAME` (records only: a token itself is never kept by the server). */
+  listTokens(
+    principal: string,
+    options: { readonly includeRevoked?: boolean } = {},
+    signal?: AbortSignal,
+  ): Promise<TokenList> {
+    return this.#json('GET', '/api/v1/tokens', {
+      query: {
+        principal: checkPrincipalRef(principal),
+        includeRevoked: options.includeRevoked === true ? 'true' : undefined,
+      },
+      signal,
+    });
+  }
+
+  revokeToken(id: string, signal?: AbortSignal): Promise<TokenView> {
+    return this.#json('POST', `/api/v1/tokens/${segment(checkTokenId(id))}/revoke`, { signal });
+  }
+
+  /** A new token with the same scope and lifetime; the old one is revoked. The new token is shown once. */
+  rotateToken(id: string, signal?: AbortSignal): Promise<IssuedTokenView> {
+    return this.#json('POST', `/api/v1/tokens/${segment(checkTokenId(id))}/rotate`, { signal });
+  }
+
+  /** Replace the break-glass bootstrap token; the new one is shown once and the old one stops working. */
+  rotateBootstrapToken(signal?: AbortSignal): Promise<BootstrapTokenView> {
+    return this.#json('POST', '/api/v1/bootstrap-token/rotate', { signal });
+  }
+
+  /** Turn the break-glass bootstrap token off (rotating turns it on again). */
+  disableBootstrapToken(signal?: AbortSignal): Promise<BootstrapTokenView> {
+    return this.#json('POST', '/api/v1/bootstrap-token/disable', { signal });
   }
 
   // ---- projects -------------------------------------------------------------------------------------------
@@ -285,7 +562,11 @@ export class StrongroomClient {
    * Stream one file of a version, or a byte range of it. The bytes are not verified here: `pullVersion`
    * verifies whole files against the manifest; a caller of this method checks what it needs.
    */
-  async downloadFile(options: DownloadFileOptions): Promise<FileDownload> {
+  downloadFile(options: DownloadFileOptions): Promise<FileDownload> {
+    return this.#withSession(() => this.#downloadFileOnce(options));
+  }
+
+  async #downloadFileOnce(options: DownloadFileOptions): Promise<FileDownload> {
     const filePath = parseFilePath(options.path);
     const headers: Record<string, string> = { accept: '*/*' };
     if (options.range !== undefined) headers['range'] = checkByteRange(options.range);
@@ -328,6 +609,8 @@ export class StrongroomClient {
   async uploadPart(uploadId: string, part: number, options: UploadPartOptions): Promise<PartProgress> {
     if (!Number.isSafeInteger(part) || part < 0)
       throw new StrongroomError('invalid_request', 'part index must be >= 0');
+    // The body streams from disk and cannot be sent twice: refresh a token about to expire beforehand.
+    await this.#refreshIfDue();
     const answer = await this.#sendBulk(
       'PUT',
       `/api/v1/uploads/${segment(checkUploadId(uploadId))}/parts/${part}`,
@@ -386,7 +669,11 @@ export class StrongroomClient {
   }
 
   /** The export as a stream of JSON lines (docs/audit-format.md). */
-  async exportAudit(signal?: AbortSignal): Promise<Readable> {
+  exportAudit(signal?: AbortSignal): Promise<Readable> {
+    return this.#withSession(() => this.#exportAuditOnce(signal));
+  }
+
+  async #exportAuditOnce(signal: AbortSignal | undefined): Promise<Readable> {
     const response = await this.#sendBulk('GET', '/api/v1/audit/export', {
       headers: { accept: 'application/x-ndjson, application/problem+json' },
       signal,
@@ -440,6 +727,18 @@ export class StrongroomClient {
     return `/api/v1/projects/${segment(project)}/artifacts/${segment(artifact)}/versions/${segment(version)}`;
   }
 
+  #userPath(username: string): string {
+    return `/api/v1/users/${nameSegment('user', username)}`;
+  }
+
+  #groupPath(group: string): string {
+    return `/api/v1/groups/${nameSegment('group', group)}`;
+  }
+
+  #serviceAccountPath(name: string): string {
+    return `/api/v1/service-accounts/${nameSegment('service account', name)}`;
+  }
+
   async *#paginate<T>(
     fetchPage: (page: PageQuery) => Promise<{ items: T[]; nextCursor: string | null }>,
     pageSize: number | undefined,
@@ -460,7 +759,70 @@ export class StrongroomClient {
     }
   }
 
-  async #json<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+  // ---- session recovery (SessionKeeper) ------------------------------------------------------------------
+
+  /** Send, recovering at most once from each of an expired token and a stale second factor. */
+  async #withSession<T>(send: () => Promise<T>): Promise<T> {
+    if (this.#session === undefined) return send();
+    await this.#refreshIfDue();
+    const recovered = new Set<RecoverableCode>();
+    for (;;) {
+      const sentAt = this.#generation;
+      try {
+        return await send();
+      } catch (err) {
+        const code = recoverableCode(err);
+        if (code === undefined || recovered.has(code)) throw err;
+        recovered.add(code);
+        if (!(await this.#recover(code, err as ApiError, sentAt))) throw err;
+      }
+    }
+  }
+
+  async #refreshIfDue(): Promise<void> {
+    if (this.#session?.refreshDue?.() === true)
+      await this.#recover('unauthenticated', undefined, this.#generation);
+  }
+
+  /**
+   * One recovery at a time: a request that fails while another recovers waits for it, and only resends when
+   * it succeeded. Two refreshes with one single-use refresh token would look like theft to the server.
+   */
+  async #recover(code: RecoverableCode, error: ApiError | undefined, sentAt: number): Promise<boolean> {
+    while (this.#recovering !== undefined) await this.#recovering.catch(() => false);
+    if (this.#generation !== sentAt) return true;
+    const run = this.#runRecovery(code, error);
+    this.#recovering = run;
+    try {
+      const recovered = await run;
+      if (recovered) this.#generation += 1;
+      return recovered;
+    } finally {
+      this.#recovering = undefined;
+    }
+  }
+
+  async #runRecovery(code: RecoverableCode, error: ApiError | undefined): Promise<boolean> {
+    const session = this.#session;
+    if (code === 'unauthenticated') {
+      const token = await session?.refresh?.();
+      if (token === undefined) return false;
+      this.#token = checkToken(token);
+      return true;
+    }
+    if (session?.stepUpCode === undefined || error === undefined) return false;
+    await this.#stepUpOnce(await session.stepUpCode(error));
+    return true;
+  }
+
+  // ---- transport ------------------------------------------------------------------------------------------
+
+  #json<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const send = (): Promise<T> => this.#jsonOnce(method, path, options);
+    return options.recover === false ? send() : this.#withSession(send);
+  }
+
+  async #jsonOnce<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     const response = await this.#send(method, path, options);
     if (!response.ok) throw await apiErrorFromResponse(response);
     if (response.status === 204) return undefined as T;
@@ -490,7 +852,8 @@ export class StrongroomClient {
       accept: 'application/json, application/problem+json',
       'user-agent': this.#userAgent,
     };
-    if (this.#token !== undefined) headers['authorization'] = `Bearer ${this.#token}`;
+    if (this.#token !== undefined && options.anonymous !== true)
+      headers['authorization'] = `Bearer ${this.#token}`;
     for (const [key, value] of Object.entries(options.headers ?? {})) headers[key.toLowerCase()] = value;
     return { url, headers };
   }
