@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import QRCode from 'qrcode';
 import type { EnrollFinishView, EnrollStartView, SessionTokensView, WhoAmI } from '../api/schemas.js';
@@ -28,6 +29,58 @@ interface LoginOptions extends CommonOptions {
   readonly recoveryCode?: boolean;
   /** `--invite` alone asks for the token; `--invite TOKEN` takes it. */
   readonly invite?: string | true;
+  /** Sign in through this single sign-on provider. */
+  readonly sso?: string;
+  /** A file holding a workload identity token (JWT) to exchange. */
+  readonly workloadTokenFile?: string;
+}
+
+const SSO_POLL_MS = 2000;
+
+/** Single sign-on from a terminal: the browser does the provider's part, this process collects the session. */
+async function ssoLogin(io: CliIo, out: Output, url: string, file: string, provider: string) {
+  const client = new StrongroomClient({ url });
+  const start = await client.startSso(provider);
+  io.stderr.write(
+    `open this URL in a browser to sign in with ${terminalSafe(provider)}:\n\n  ${terminalSafe(start.authorizationUrl)}\n\nwaiting for the sign-in to finish...\n`,
+  );
+  const deadline = Date.parse(start.expiresAt);
+  for (;;) {
+    const result = await client.pollSso(start.loginId, start.pollSecret);
+    if (result.status === 'done') {
+      const me = await new StrongroomClient({ url: client.url, token: result.tokens.accessToken }).whoami();
+      const username = me.name ?? me.principal;
+      await writeConfigFile(file, sessionConfig(client.url, username, result.tokens));
+      out.result(sessionDocument(client.url, username, result.tokens, file, me), () =>
+        out.line(`logged in to ${client.url} as ${username} (${me.authMethod}); session saved to ${file}`),
+      );
+      return;
+    }
+    if (Date.now() > deadline)
+      throw new UsageError('the sign-in was not finished in time; run `strongroom login --sso` again');
+    await new Promise((r) => setTimeout(r, SSO_POLL_MS));
+  }
+}
+
+/** Workload identity federation: a CI or Kubernetes token exchanged for a short-lived Strongroom token. */
+async function workloadLogin(out: Output, url: string, file: string, tokenFile: string) {
+  const jwt = (await readFile(tokenFile, 'utf8')).trim();
+  const client = new StrongroomClient({ url });
+  const exchanged = await client.federate(jwt);
+  await writeConfigFile(file, { url: client.url, token: exchanged.token });
+  out.result(
+    {
+      url: client.url,
+      serviceAccount: exchanged.serviceAccount,
+      tokenId: exchanged.record.id,
+      expiresAt: exchanged.record.expiresAt,
+      configFile: file,
+    },
+    () =>
+      out.line(
+        `logged in to ${client.url} as service account ${exchanged.serviceAccount} until ${exchanged.record.expiresAt}; token saved to ${file}`,
+      ),
+  );
 }
 
 /** Where `login` goes: --url, $STRONGROOM_URL, the URL saved last time, the default. */
@@ -244,6 +297,18 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
         'accept an invitation: set a password and enrol an authenticator (the token is asked for when left out)',
       ).conflicts(['token', 'tokenStdin', 'recoveryCode']),
     )
+    .addOption(
+      new Option(
+        '--sso <provider>',
+        'sign in through a single sign-on provider (opens a browser flow)',
+      ).conflicts(['token', 'tokenStdin', 'recoveryCode', 'invite']),
+    )
+    .addOption(
+      new Option(
+        '--workload-token-file <file>',
+        'exchange a workload identity token (CI or Kubernetes OIDC token) for a short-lived token',
+      ).conflicts(['token', 'tokenStdin', 'recoveryCode', 'invite', 'sso']),
+    )
     .option(
       '--token-stdin',
       'save an API token (service account, bootstrap) read from stdin or a hidden prompt',
@@ -254,6 +319,9 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
       const out = new Output(io, options.json === true);
       if (options.invite !== undefined)
         return enrol(io, out, url, file, options.invite === true ? undefined : options.invite);
+      if (options.sso !== undefined) return ssoLogin(io, out, url, file, options.sso);
+      if (options.workloadTokenFile !== undefined)
+        return workloadLogin(out, url, file, options.workloadTokenFile);
       if (wantsToken(io, options)) return saveToken(io, out, url, file, options);
       return passwordLogin(io, out, url, file, options);
     });

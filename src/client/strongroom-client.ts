@@ -2,6 +2,8 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { Static } from 'typebox';
 import type {
+  FederatedTokenView,
+  SsoStartView,
   AuditCheckpointView,
   AuditEventPage,
   AuditPruneResult,
@@ -312,6 +314,50 @@ export class StrongroomClient {
   /** Password and TOTP code (or a recovery code): a new session. Sends no token. */
   login(body: LoginBody, signal?: AbortSignal): Promise<SessionTokensView> {
     return this.#json('POST', '/api/v1/auth/login', { json: body, signal, anonymous: true, recover: false });
+  }
+
+  /** Start a single sign-on with a configured provider: open `authorizationUrl`, then poll. */
+  startSso(provider: string, signal?: AbortSignal): Promise<SsoStartView> {
+    if (!/^[a-z0-9-]{1,40}$/.test(provider))
+      throw new StrongroomError(
+        'invalid_request',
+        `provider ${quote(provider)} must be lowercase letters, digits or dashes`,
+      );
+    return this.#json('POST', `/api/v1/auth/oidc/${provider}/start`, {
+      json: {},
+      signal,
+      anonymous: true,
+      recover: false,
+    });
+  }
+
+  /** The session of a single sign-on once the browser side is done; `pending` before. */
+  async pollSso(
+    loginId: string,
+    pollSecret: string,
+    signal?: AbortSignal,
+  ): Promise<{ status: 'pending' } | { status: 'done'; tokens: SessionTokensView }> {
+    const body = await this.#json<SessionTokensView | { status: 'pending' }>(
+      'POST',
+      '/api/v1/auth/oidc/poll',
+      {
+        json: { loginId, pollSecret },
+        signal,
+        anonymous: true,
+        recover: false,
+      },
+    );
+    return 'accessToken' in body ? { status: 'done', tokens: body } : { status: 'pending' };
+  }
+
+  /** Exchange a workload identity token (a JWT from a trusted issuer) for a short-lived Strongroom token. */
+  federate(token: string, signal?: AbortSignal): Promise<FederatedTokenView> {
+    return this.#json('POST', '/api/v1/auth/federate', {
+      json: { token },
+      signal,
+      anonymous: true,
+      recover: false,
+    });
   }
 
   /** Trade a refresh token (single-use) for a new access and refresh token pair. Sends no other token. */

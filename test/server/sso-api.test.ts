@@ -1,4 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../src/cli/cli-io.js';
+import { runCli } from '../../src/cli/run-cli.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { freePort } from '../support/free-port.js';
 import { startOidcProvider, type RunningOidcProvider } from '../support/oidc-provider.js';
@@ -191,5 +197,66 @@ describe('workload identity federation', () => {
     for (const token of [otherRepo, wrongAud, 'not-a-jwt']) {
       expect((await post('/api/v1/auth/federate', { token })).status).toBe(401);
     }
+  });
+});
+
+describe('the CLI', () => {
+  async function cli(argv: string[], onStderr: (text: string) => void = () => {}) {
+    const dir = await mkdtemp(join(tmpdir(), 'strongroom-sso-cli-'));
+    let stdout = '';
+    let stderr = '';
+    const io: CliIo = {
+      stdout: { write: (c: string) => (stdout += c) },
+      stderr: {
+        write: (c: string) => {
+          stderr += c;
+          onStderr(stderr);
+          return true;
+        },
+      },
+      stdin: Readable.from([]) as unknown as CliIo['stdin'],
+      env: { STRONGROOM_URL: server.url, STRONGROOM_CONFIG: join(dir, 'config.json') },
+    };
+    try {
+      const code = await runCli([...argv.map((a) => a.replace('DIR', dir))], io);
+      const whoami =
+        code === 0
+          ? await runCli(['whoami', '--json'], { ...io, stdout: { write: (c: string) => (stdout += c) } })
+          : -1;
+      return { code, whoami, stdout, stderr, dir };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('`login --sso` prints the URL, waits for the browser, and saves the session', async () => {
+    let started = false;
+    const result = await cli(['login', '--sso', 'corp', '--json'], (text) => {
+      const url = /(http:\/\/127\.0\.0\.1:\d+\/\S+)/.exec(text)?.[1];
+      if (url && !started) {
+        started = true;
+        void corp.login(url, 'bob').then((callback) => fetch(callback));
+      }
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('"authMethod": "oidc:corp"');
+  });
+
+  it('`login --workload-token-file` exchanges a CI token', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'strongroom-wl-'));
+    const file = join(dir, 'jwt');
+    await writeFile(
+      file,
+      await ci.sign({
+        sub: 'repo:acme/models:ref:refs/heads/main',
+        aud: 'strongroom',
+        repository: 'acme/models',
+      }),
+    );
+    const result = await cli(['login', '--workload-token-file', file, '--json']);
+    await rm(dir, { recursive: true, force: true });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('"serviceAccount": "trainer"');
+    expect(result.stdout).toContain('"authMethod": "workload-federation"');
   });
 });
