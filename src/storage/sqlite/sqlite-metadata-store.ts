@@ -1355,12 +1355,33 @@ interface TransactionState {
 export class SqliteMetadataStore extends SqliteMetadataReader implements MetadataStore {
   readonly #db: Executor;
   readonly #transactions: AsyncLocalStorage<TransactionState>;
+  readonly #reader: BetterSqlite3.Database | undefined;
+  #settingStatement: BetterSqlite3.Statement<[string], { value: string }> | undefined;
 
-  constructor(db: Kysely<Database>) {
+  /**
+   * `reader` is an optional second, read-only connection: settings read on every request (the identity
+   * epoch) go through it, so they never queue behind a write transaction that is waiting for its fsync (in
+   * WAL mode readers do not wait for writers, and they see exactly what is committed).
+   */
+  constructor(db: Kysely<Database>, reader?: BetterSqlite3.Database) {
     const transactions = new AsyncLocalStorage<TransactionState>();
     super(db, () => assertOutsideTransaction(transactions));
     this.#db = db;
     this.#transactions = transactions;
+    this.#reader = reader;
+  }
+
+  override getSetting(key: string): Promise<string | undefined> {
+    if (this.#reader === undefined) return super.getSetting(key);
+    try {
+      assertOutsideTransaction(this.#transactions);
+      this.#settingStatement ??= this.#reader.prepare<[string], { value: string }>(
+        'select value from settings where key = ?',
+      );
+      return Promise.resolve(this.#settingStatement.get(key)?.value);
+    } catch (err) {
+      return Promise.reject(err instanceof StrongroomError ? err : translateError('getSetting', err));
+    }
   }
 
   async transaction<T>(fn: (tx: MetadataWriter) => Promise<T>): Promise<T> {
@@ -1410,6 +1431,7 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
 
   async close(): Promise<void> {
     try {
+      this.#reader?.close();
       await this.#db.destroy();
     } catch (err) {
       throw translateError('close', err);
@@ -1445,7 +1467,26 @@ export async function openSqliteMetadataStore(path: string): Promise<SqliteMetad
       },
     );
   }
-  return new SqliteMetadataStore(new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) }));
+  let reader: BetterSqlite3.Database | undefined;
+  if (path !== ':memory:') {
+    try {
+      reader = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+      reader.pragma('busy_timeout = 5000');
+    } catch (err) {
+      database.close();
+      throw new StrongroomError(
+        'storage_error',
+        `cannot open the metadata database ${quote(path)}${codeSuffix(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  return new SqliteMetadataStore(
+    new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) }),
+    reader,
+  );
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
