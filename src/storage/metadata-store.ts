@@ -289,7 +289,10 @@ export interface MetadataWriter extends MetadataReader {
     at: string,
   ): Promise<number>;
   insertToken(token: TokenRecord): Promise<void>;
-  /** Revokes a token, or every token of a principal; returns how many were revoked. */
+  /**
+   * Revokes a token, or every token of a principal, and every token derived from those; returns how many of
+   * the targeted tokens were revoked by this call (0 when already revoked: a compare-and-set).
+   */
   revokeTokens(
     target: { readonly tokenId: TokenId } | { readonly principalId: string },
     at: string,

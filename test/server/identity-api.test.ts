@@ -315,6 +315,13 @@ describe('service accounts and scoped tokens', () => {
     await json(await server.api(`/api/v1/tokens/${tokenId}/revoke`, { method: 'POST' }), 200);
     expect((await as(token)('/api/v1/whoami')).status).toBe(401);
     expect((await as(child.token)('/api/v1/whoami')).status).toBe(401);
+    const listed = await json<{ items: { parentId: string | null; revokedAt: string | null }[] }>(
+      await server.api('/api/v1/tokens?principal=sa:ci&includeRevoked=true'),
+      200,
+    );
+    const derived = listed.items.filter((t) => t.parentId === tokenId);
+    expect(derived.length).toBeGreaterThan(0);
+    expect(derived.every((t) => t.revokedAt !== null)).toBe(true);
   });
 
   it('rotation replaces a token; expiry ends it', async () => {

@@ -1295,7 +1295,16 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
         'tokenId' in target
           ? q.where('id', '=', target.tokenId)
           : q.where('principal_id', '=', target.principalId);
-      return Number((await q.executeTakeFirst()).numUpdatedRows);
+      const revoked = Number((await q.executeTakeFirst()).numUpdatedRows);
+      // Everything derived from a revoked token is revoked with it in the record too (A7), so listings
+      // show what authentication already enforces through the parent chain.
+      await sql`with recursive derived(id) as (
+          select id from tokens where revoked_at = ${at}
+          union select t.id from tokens t join derived d on t.parent_id = d.id)
+        update tokens set revoked_at = ${at} where revoked_at is null and id in (select id from derived)`.execute(
+        db,
+      );
+      return revoked;
     });
   }
 
