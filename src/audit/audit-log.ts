@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../core/clock.js';
 import { StrongroomError } from '../core/errors.js';
@@ -11,10 +10,9 @@ import type {
 } from '../storage/metadata-store.js';
 import { AUDIT_EVENT_VERSION, type AuditEvent, type AuditEventBody } from './audit-event.js';
 import { canonicalJson } from './canonical-json.js';
+import { canonicalHashes } from './hash-chain.js';
 import { CompactRange } from './merkle-tree.js';
 import { formatCheckpoint, signNote, type NoteSigner } from './signed-note.js';
-
-const LEAF_PREFIX = Buffer.of(0x00);
 
 export interface AuditLogOptions {
   /** The checkpoint origin line (C2SP tlog-checkpoint); also the signing key's name. */
@@ -65,9 +63,8 @@ export class AuditLog {
     for (const body of bodies) {
       const event: AuditEvent = { ...body, v: AUDIT_EVENT_VERSION, seq: range.size + 1, time, prevHash };
       const json = canonicalJson(event);
-      const bytes = Buffer.from(json, 'utf8');
-      prevHash = createHash('sha256').update(bytes).digest('hex');
-      const leaf = createHash('sha256').update(LEAF_PREFIX).update(bytes).digest();
+      const { hash, leaf } = canonicalHashes(json);
+      prevHash = hash;
       range.append(leaf);
       events.push(event);
       rows.push({
@@ -116,18 +113,25 @@ export class AuditLog {
   private async flush(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
+        // One turn of the event loop first: requests whose bytes arrived during the last commit's fsync (the
+        // SQLite driver blocks the loop while it syncs) reach their append and join this batch. Without it each
+        // request started a transaction of its own, since its whole commit ran before the next request's I/O.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        let batch: Pending[] = [];
         try {
-          const events = await this.store.transaction((tx) =>
-            this.appendIn(
+          const events = await this.store.transaction((tx) => {
+            // Taken once the transaction holds the connection, so appends queued while it waited join too.
+            batch = this.takeQueue();
+            return this.appendIn(
               tx,
               batch.map((p) => p.body),
-            ),
-          );
+            );
+          });
           this.published(events);
           batch.forEach((p, i) => p.resolve(events[i] as AuditEvent));
         } catch (err) {
+          // A transaction that failed to begin never took its batch: what waited for it fails the same way.
+          if (batch.length === 0) batch = this.takeQueue();
           const failure = unavailable(err);
           for (const p of batch) p.reject(failure);
         }
@@ -135,6 +139,12 @@ export class AuditLog {
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  private takeQueue(): Pending[] {
+    const batch = this.queue;
+    this.queue = [];
+    return batch;
   }
 
   /** Follow committed events (`audit tail -f`, exporters). Returns the unsubscribe function. */

@@ -2,6 +2,7 @@ import { isStrongroomError, quote } from '../core/errors.js';
 import { AUDIT_EVENT_VERSION } from './audit-event.js';
 import { AUDIT_EXPORT_FORMAT, type AuditExportBase, type AuditExportHeader } from './audit-export.js';
 import { openCheckpoint } from './audit-proof.js';
+import { canonicalJson } from './canonical-json.js';
 import { ChainVerifier, GENESIS_HASH, isHexHash, type ChainStep, type ChainedRecord } from './hash-chain.js';
 import { CompactRange } from './merkle-tree.js';
 import { parseVerifierKey, type NoteVerifier } from './signed-note.js';
@@ -133,7 +134,12 @@ interface Trusted {
 
 type Line =
   | { readonly kind: 'header' }
-  | { readonly kind: 'event'; readonly event: Record<string, unknown> }
+  | {
+      readonly kind: 'event';
+      readonly event: Record<string, unknown>;
+      /** The event's text when the line is exactly `{"kind":"event","event":TEXT}`; undefined otherwise. */
+      readonly text: string | undefined;
+    }
   | { readonly kind: 'checkpoint'; readonly note: string };
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -207,7 +213,7 @@ class ExportReader {
     const line = parseLine(text);
     if (this.pending) return this.settle(line, lineNo, this.pending);
     if (typeof line === 'string') return rejected('malformed_line', this.nextSeq, lineNo, line);
-    if (line.kind === 'event') return this.event(line.event, lineNo);
+    if (line.kind === 'event') return this.event(line.event, line.text, lineNo);
     if (line.kind === 'checkpoint') return this.checkpoint(line.note, lineNo);
     return rejected('malformed_line', this.nextSeq, lineNo, 'a header may only be the first line');
   }
@@ -240,8 +246,12 @@ class ExportReader {
     };
   }
 
-  /** Threat H1: version, seq and chain link of one event, then its leaf joins the tree. */
-  private event(event: Record<string, unknown>, lineNo: number): ExportRejected | undefined {
+  /** Threat H1: version, seq, chain link and canonical form of one event, then its leaf joins the tree. */
+  private event(
+    event: Record<string, unknown>,
+    text: string | undefined,
+    lineNo: number,
+  ): ExportRejected | undefined {
     const seq = this.nextSeq;
     if (event.v !== AUDIT_EVENT_VERSION) {
       const reason = `event ${seq} has format version ${quote(String(JSON.stringify(event.v)))}, not ${AUDIT_EVENT_VERSION}`;
@@ -250,7 +260,7 @@ class ExportReader {
     if (!hasChainFields(event)) {
       return rejected('malformed_line', seq, lineNo, `event ${seq} lacks an integer seq or a hex prevHash`);
     }
-    const step = canonicalStep(this.chain, event);
+    const step = canonicalStep(this.chain, event, text);
     if (typeof step === 'string') return rejected('malformed_line', seq, lineNo, `event ${seq} ${step}`);
     if (!step.ok) {
       const code = event.seq === seq ? 'chain_break' : 'sequence_break';
@@ -344,7 +354,7 @@ class ExportReader {
   private settle(line: Line | string, lineNo: number, pending: ExportRejected): ExportRejected | undefined {
     if (typeof line === 'string' || line.kind === 'header') return pending;
     if (line.kind === 'checkpoint') return undefined;
-    const failure = this.event(line.event, lineNo);
+    const failure = this.event(line.event, line.text, lineNo);
     return failure?.code === 'chain_break' ? failure : pending;
   }
 
@@ -363,15 +373,57 @@ function rejected(
   return { ok: false, code, position, line, reason, ...extra };
 }
 
-/** The chain step, with an event JSON cannot canonicalise (a number like 1e400) as a reason. */
-function canonicalStep(chain: ChainVerifier, event: ChainedRecord): ChainStep | string {
+/**
+ * The chain step over the event's bytes as written, which must be its canonical JSON: the hashes are of exactly
+ * the text in the export, and a text that is not canonical (white space, another member order, a duplicate
+ * member, another escape or number spelling) is refused even when it parses to the same event, so no two
+ * readers can take one line for different events. A reason string for an event JSON cannot canonicalise (a
+ * number like 1e400) or a text that is not canonical; a failed step wins, as it did before the form was checked,
+ * and the step is final either way (any failure ends verification).
+ */
+function canonicalStep(
+  chain: ChainVerifier,
+  event: ChainedRecord,
+  text: string | undefined,
+): ChainStep | string {
   try {
-    return chain.next(event);
+    const step = chain.next(event, text);
+    if (step.ok && (text === undefined || !isCanonicalText(text, event))) return NOT_CANONICAL;
+    return step;
   } catch (err) {
     if (isStrongroomError(err)) return `cannot be canonicalised: ${err.message}`;
     throw err;
   }
 }
+
+/**
+ * Whether `text`, which JSON.parse turned into `parsed`, is exactly `canonicalJson(parsed)`. For what JSON.parse
+ * makes (plain objects, dense arrays, strings, numbers), JSON.stringify writes the canonical form whenever every
+ * object lists its members in sorted order, and writes it natively as one flat string: cheaper than building
+ * the canonical form piece by piece and flattening it to compare (about a tenth of verification). Anything else
+ * (members named like array indices, which objects list first; a number beyond the double range, which parses
+ * as Infinity) takes the full comparison, so the answer is always canonicalJson's.
+ */
+function isCanonicalText(text: string, parsed: unknown): boolean {
+  if (membersSorted(parsed) && JSON.stringify(parsed) === text) return true;
+  return canonicalJson(parsed) === text;
+}
+
+function membersSorted(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return true;
+  if (Array.isArray(value)) return value.every(membersSorted);
+  const object = value as Record<string, unknown>;
+  const names = Object.keys(object);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    if (i > 0 && !((names[i - 1] as string) < name)) return false;
+    if (!membersSorted(object[name])) return false;
+  }
+  return true;
+}
+
+const NOT_CANONICAL =
+  'is not written as its RFC 8785 canonical JSON in a line of exactly {"kind":"event","event":EVENT}';
 
 function openTrusted(
   notes: readonly string[],
@@ -427,15 +479,26 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** One JSON line of the export; a string is the reason it is not one. */
+const EVENT_LINE_START = '{"kind":"event","event":';
+
+/**
+ * One JSON line of the export; a string is the reason it is not one. An event line written as the server
+ * writes it (almost all of an export) parses its event text alone, which it keeps for hashing; any other line
+ * takes the general path, so its verdict does not depend on the shortcut.
+ */
 function parseLine(text: string): Line | string {
+  if (text.startsWith(EVENT_LINE_START) && text.endsWith('}')) {
+    const eventText = text.slice(EVENT_LINE_START.length, -1);
+    const event = parseJson(eventText);
+    if (isObject(event)) return { kind: 'event', event, text: eventText };
+  }
   if (text === '') return 'an empty line inside the export';
   const value = parseJson(text);
   if (value === undefined) return 'the line is not JSON (a torn or cut write)';
   if (!isObject(value)) return 'the line is not a JSON object';
   if (value.kind === 'header') return { kind: 'header' };
   if (value.kind === 'event' && hasKeys(value, ['kind', 'event']) && isObject(value.event)) {
-    return { kind: 'event', event: value.event };
+    return { kind: 'event', event: value.event, text: undefined };
   }
   if (value.kind === 'checkpoint' && hasKeys(value, ['kind', 'note']) && typeof value.note === 'string') {
     return { kind: 'checkpoint', note: value.note };

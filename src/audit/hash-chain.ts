@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 import { leafHash } from './merkle-tree.js';
 
@@ -23,7 +23,8 @@ export function isHexHash(value: unknown): value is string {
 
 /** The hash of a record: SHA-256 over its RFC 8785 canonical JSON, prevHash included (DESIGN.md section 5). */
 export function recordHash(record: ChainedRecord): string {
-  return createHash('sha256').update(canonicalJson(record), 'utf8').digest('hex');
+  // One-shot `hash` costs less than half of createHash().update().digest() for an event-sized input.
+  return hash('sha256', canonicalJson(record), 'hex');
 }
 
 export interface RecordHashes {
@@ -38,8 +39,17 @@ export interface RecordHashes {
  * canonicalisation, so the two can never be computed over different serialisations of the same event.
  */
 export function recordHashes(record: ChainedRecord): RecordHashes {
-  const canonical = Buffer.from(canonicalJson(record), 'utf8');
-  return { hash: createHash('sha256').update(canonical).digest('hex'), leaf: leafHash(canonical) };
+  return canonicalHashes(canonicalJson(record));
+}
+
+/**
+ * DESIGN.md section 5 and RFC 6962 2.1: the chain hash and the leaf hash of a record given as its canonical JSON
+ * text, which must be `canonicalJson(record)` (the audit log passes the text it is about to store, the export
+ * verifier the exact text it found equal to it): the record is not canonicalised a second time.
+ */
+export function canonicalHashes(canonical: string): RecordHashes {
+  const bytes = Buffer.from(canonical, 'utf8');
+  return { hash: hash('sha256', bytes, 'hex'), leaf: leafHash(bytes) };
 }
 
 export interface ChainBreak {
@@ -90,14 +100,17 @@ export class ChainVerifier {
    * reports that earlier record, because the typical attack edits an event's content, which changes its hash
    * and leaves the successor's `prevHash` pointing at the original. (An edit of the successor's `prevHash`
    * field itself looks the same; the chain alone cannot tell the two apart.)
+   *
+   * `canonical` is the record's canonical JSON when the caller has it already; it must be
+   * `canonicalJson(record)`, and the export verifier checks that of the text it read before accepting the step.
    */
-  next(record: ChainedRecord): ChainStep {
+  next(record: ChainedRecord, canonical?: string): ChainStep {
     const seq = this.expectedSeq;
     if (record.seq !== seq) {
       return { ok: false, position: seq, reason: `expected event ${seq}, found seq ${String(record.seq)}` };
     }
     if (record.prevHash !== this.prev) return { ok: false, ...this.brokenLink(seq) };
-    const hashes = recordHashes(record);
+    const hashes = canonical === undefined ? recordHashes(record) : canonicalHashes(canonical);
     this.prev = hashes.hash;
     this.expectedSeq++;
     this.checked++;

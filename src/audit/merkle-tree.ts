@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /**
  * RFC 6962 (section 2.1) Merkle tree hashing over audit events, with inclusion and consistency proofs and their
@@ -9,14 +9,26 @@ import { createHash } from 'node:crypto';
 const LEAF_PREFIX = Buffer.of(0x00);
 const NODE_PREFIX = Buffer.of(0x01);
 
+/** One-shot SHA-256 (no Hash object per call: this is the audit log's hot path). */
+function sha256(data: Buffer): Buffer {
+  return hash('sha256', data, 'buffer');
+}
+
 /** RFC 6962 2.1: the hash of a leaf is SHA-256(0x00 || data), so a leaf can never pass for an inner node. */
 export function leafHash(data: Buffer): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  return sha256(Buffer.concat([LEAF_PREFIX, data]));
 }
+
+const scratch = Buffer.alloc(65);
+scratch[0] = 0x01;
 
 /** RFC 6962 2.1: an inner node is SHA-256(0x01 || left || right). */
 export function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  if (left.length !== 32 || right.length !== 32)
+    return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  left.copy(scratch, 1);
+  right.copy(scratch, 33);
+  return sha256(scratch);
 }
 
 /** RFC 6962 2.1: the root of the empty tree is SHA-256 of the empty string. */

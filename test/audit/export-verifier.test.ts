@@ -16,6 +16,7 @@ import {
   chainEvents,
   chainedEvent,
   eventBody,
+  eventLine,
   eventsOf,
   exportLines,
   lineOfCheckpoint,
@@ -174,11 +175,7 @@ describe('export verification: tampering (H1)', () => {
       ...eventBody(201),
       action: 'forged',
     });
-    const lines = [
-      ...upTo(genuine, at),
-      JSON.stringify({ kind: 'event', event: forged }),
-      ...genuine.slice(at),
-    ];
+    const lines = [...upTo(genuine, at), eventLine(forged), ...genuine.slice(at)];
     expect(await verify(lines)).toMatchObject({
       ok: false,
       code: 'sequence_break',
@@ -338,6 +335,42 @@ describe('export verification: structure', () => {
     });
     const parsed = JSON.parse(lines[2]!) as AuditExportLine;
     expect(parsed.kind === 'event' && parsed.event.resource).toBe(injection);
+  });
+
+  it('an event re-encoded without changing what it parses to is refused: the hashes are of the bytes as written', async () => {
+    const seq = 40;
+    const at = lineOfEvent(genuine, seq) - 1;
+    const event = log.events[seq - 1]!;
+    const text = canonicalJson(event);
+    const action = event.action;
+    const code = action.charCodeAt(0).toString(16).padStart(4, '0');
+    const reencodings = [
+      text.replaceAll(',"', ', "'), // white space
+      JSON.stringify(event), // members in another order
+      text.replace(`"seq":${seq}`, `"seq":${seq}.0`), // another spelling of a number
+      text.replace(`"action":"${action}"`, `"action":"\\u${code}${action.slice(1)}"`), // an escape
+      text.replace('{', `{"seq":${seq},`), // a duplicate member, which JSON.parse would silently drop
+    ];
+    for (const reencoded of reencodings) {
+      expect(JSON.parse(reencoded), reencoded).toEqual(JSON.parse(text));
+      expect(reencoded).not.toBe(text);
+      const lines = genuine.map((l, i) => (i === at ? `{"kind":"event","event":${reencoded}}` : l));
+      expect(await verify(lines), reencoded).toMatchObject({
+        ok: false,
+        code: 'malformed_line',
+        position: seq,
+        line: at + 1,
+      });
+    }
+    // The line around the event is written one way too: a second "event" member cannot hide behind the first.
+    for (const line of [
+      `{"event":${text},"kind":"event"}`,
+      `{"kind":"event", "event":${text}}`,
+      `{"kind":"event","event":${JSON.stringify({ ...event, actor: { ...event.actor, id: 'mallory' } })},"event":${text}}`,
+    ]) {
+      const lines = genuine.map((l, i) => (i === at ? line : l));
+      expect(await verify(lines), line).toMatchObject({ ok: false, code: 'malformed_line', position: seq });
+    }
   });
 
   it('a checkpoint signed by the key for another log is refused', async () => {

@@ -5,6 +5,7 @@ import {
   type AuditExportBase,
   type AuditExportLine,
 } from '../../src/audit/audit-export.js';
+import { canonicalJson } from '../../src/audit/canonical-json.js';
 import { GENESIS_HASH, recordHashes, type RecordHashes } from '../../src/audit/hash-chain.js';
 import { CompactRange, MerkleTree, leafHash } from '../../src/audit/merkle-tree.js';
 import {
@@ -142,6 +143,11 @@ export interface ExportOptions {
 
 export const EMPTY_BASE: AuditExportBase = { size: 0, lastHash: GENESIS_HASH, frontier: [] };
 
+/** An event line as the server writes it (audit-export.ts): the event's canonical JSON, the bytes that are hashed. */
+export function eventLine(event: AuditEvent): string {
+  return `{"kind":"event","event":${canonicalJson(event)}}`;
+}
+
 /** The lines of an export (audit-export.ts) of `events`, with checkpoints signed over those very events. */
 export function* exportLines(events: Iterable<AuditEvent>, options: ExportOptions = {}): Generator<string> {
   const base = options.base ?? EMPTY_BASE;
@@ -166,7 +172,7 @@ export function* exportLines(events: Iterable<AuditEvent>, options: ExportOption
   if (checkpointAt(range.size)) yield checkpoint();
   for (const event of events) {
     range.append(hashesOf(event).leaf);
-    yield line({ kind: 'event', event });
+    yield eventLine(event);
     if (checkpointAt(range.size)) yield checkpoint();
   }
 }
@@ -273,6 +279,6 @@ export function replaceEvents(lines: readonly string[], events: readonly AuditEv
   let i = 0;
   return lines.map((l) => {
     const parsed = JSON.parse(l) as AuditExportLine;
-    return parsed.kind === 'event' ? JSON.stringify({ kind: 'event', event: events[i++] }) : l;
+    return parsed.kind === 'event' ? eventLine(events[i++] as AuditEvent) : l;
   });
 }
