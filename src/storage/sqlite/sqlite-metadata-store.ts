@@ -659,7 +659,17 @@ class SqliteMetadataReader implements MetadataReader {
   }
 }
 
+/** Inserts audit rows with one prepared statement on the transaction's own connection (the hot path). */
+type AuditInsert = (events: readonly StoredAuditEvent[]) => void;
+
 class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWriter {
+  readonly #insertAudit: AuditInsert | undefined;
+
+  constructor(db: Executor, check: () => void, insertAudit?: AuditInsert) {
+    super(db, check);
+    this.#insertAudit = insertAudit;
+  }
+
   insertSettingIfAbsent(key: string, value: string): Promise<boolean> {
     return this.query('insertSettingIfAbsent', async (db) => {
       const result = await db
@@ -1020,6 +1030,10 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
       if (moved.numUpdatedRows !== 1n) {
         throw new StrongroomError('storage_error', `the audit log no longer ends at ${expectedSize}`);
       }
+      if (this.#insertAudit) {
+        this.#insertAudit(events);
+        return;
+      }
       for (const batch of batches(events)) {
         await db
           .insertInto('audit_events')
@@ -1365,6 +1379,7 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
   readonly #db: Executor;
   readonly #transactions: AsyncLocalStorage<TransactionState>;
   readonly #reader: BetterSqlite3.Database | undefined;
+  readonly #insertAudit: AuditInsert | undefined;
   #settingStatement: BetterSqlite3.Statement<[string], { value: string }> | undefined;
 
   /**
@@ -1372,12 +1387,24 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
    * epoch) go through it, so they never queue behind a write transaction that is waiting for its fsync (in
    * WAL mode readers do not wait for writers, and they see exactly what is committed).
    */
-  constructor(db: Kysely<Database>, reader?: BetterSqlite3.Database) {
+  constructor(db: Kysely<Database>, reader?: BetterSqlite3.Database, connection?: BetterSqlite3.Database) {
     const transactions = new AsyncLocalStorage<TransactionState>();
     super(db, () => assertOutsideTransaction(transactions));
     this.#db = db;
     this.#transactions = transactions;
     this.#reader = reader;
+    if (connection) {
+      // Kysely's SQLite driver runs every transaction on this one connection behind its mutex, so a statement
+      // run on it from inside `transaction(fn)` is part of that transaction.
+      let insert: BetterSqlite3.Statement | undefined;
+      this.#insertAudit = (events) => {
+        insert ??= connection.prepare(
+          'insert into audit_events (seq, time, actor, action, resource, outcome, body, leaf) values (?, ?, ?, ?, ?, ?, ?, ?)',
+        );
+        for (const e of events)
+          insert.run(e.seq, e.time, e.actor, e.action, e.resource, e.outcome, e.body, e.leaf);
+      };
+    }
   }
 
   override getSetting(key: string): Promise<string | undefined> {
@@ -1401,7 +1428,7 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
       return await this.#db.transaction().execute((trx) =>
         this.#transactions.run(state, async () => {
           try {
-            return await fn(new SqliteMetadataWriter(trx, () => assertActive(state)));
+            return await fn(new SqliteMetadataWriter(trx, () => assertActive(state), this.#insertAudit));
           } catch (error) {
             thrownByFn = { error };
             throw error;
@@ -1495,6 +1522,7 @@ export async function openSqliteMetadataStore(path: string): Promise<SqliteMetad
   return new SqliteMetadataStore(
     new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) }),
     reader,
+    database,
   );
 }
 
