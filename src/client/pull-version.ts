@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, open, realpath, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, realpath, rename, rm, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { VersionDetail } from '../api/schemas.js';
 import type { ManifestEntry } from '../core/domain.js';
@@ -11,6 +11,7 @@ import {
   parseVersionTag,
   type VersionRef,
 } from '../core/names.js';
+import { BatchedFileWriter } from './batched-file-writer.js';
 import { FileExistsError } from './file-exists-error.js';
 import { isWholeNumber } from './is-whole-number.js';
 import { isInside, resolveOutputPath } from './output-path.js';
@@ -98,13 +99,6 @@ function checkDetail(detail: VersionDetail, ref: VersionRef): ManifestEntry[] {
   return files;
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  for (let offset = 0; offset < chunk.length;) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
-  }
-}
-
 function sizeMismatch(file: ManifestEntry, received: number): StrongroomError {
   return new StrongroomError(
     'size_mismatch',
@@ -134,15 +128,17 @@ async function downloadToTemp(run: PullRun, file: ManifestEntry): Promise<Downlo
       throw sizeMismatch(file, download.contentLength ?? 0);
     }
     const hash = createHash('sha256');
+    const writer = new BatchedFileWriter(handle);
     let received = 0;
     for await (const chunk of download.body as AsyncIterable<Buffer>) {
       received += chunk.length;
       // Stop at the first byte past the declared size: a server cannot fill the disk by lying.
       if (received > file.size) throw sizeMismatch(file, received);
       hash.update(chunk);
-      await writeAll(handle, chunk);
+      await writer.append(chunk);
       run.report(chunk.length);
     }
+    await writer.finish();
     if (received !== file.size) throw sizeMismatch(file, received);
     const digest = hash.digest('hex');
     if (digest !== file.sha256) {

@@ -369,20 +369,18 @@ export interface DecryptStreamOptions {
 }
 
 /**
- * Sealed segments in (from `plan.cipherStart`), exactly plaintext bytes [start, end] out. Each segment's bytes
- * are pushed only after its tag verifies, but truncation and trailing bytes can only be detected at the end:
- * a consumer must not treat the output as complete until the stream finishes without error.
+ * Opens the sealed segments of one plaintext range in order (STREAM decryption, threats G1-G2) and trims each
+ * segment's plaintext to the range. It holds no bytes itself: the caller hands it each segment's exact sealed
+ * bytes, so a reader with whole segments in a buffer opens them without copying, and `DecryptStream` is this
+ * plus a queue. Nothing of a segment is returned before its tag verifies.
  */
-export class DecryptStream extends Transform {
+export class RangeOpener {
   readonly plan: RangePlan;
   readonly #cipher: SegmentCipher;
-  readonly #queue = new ChunkQueue();
   readonly #end: number;
   #nextSegment: number;
 
   constructor(options: DecryptStreamOptions) {
-    // Room for a few verified segments, so decryption runs ahead while the consumer (a socket) drains.
-    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
     const start = options.start ?? 0;
     const end = options.end ?? options.plaintextSize - 1;
     this.plan = planRange(options.plaintextSize, options.header.segmentSize, start, end);
@@ -391,11 +389,55 @@ export class DecryptStream extends Transform {
     this.#nextSegment = this.plan.firstSegment;
   }
 
+  /** True once the range's last segment has been opened. */
+  get done(): boolean {
+    return this.#nextSegment > this.plan.lastSegment;
+  }
+
+  /** Sealed length (ciphertext and tag) of the next segment to open; 0 once done. */
+  get nextSealedLength(): number {
+    return this.done ? 0 : this.#cipher.plaintextLengthOf(this.#nextSegment) + TAG_SIZE;
+  }
+
+  /**
+   * Opens the next segment from exactly its sealed bytes and returns the part of its plaintext inside the
+   * range (empty for the empty object); a failed tag or a wrong length is an `integrity_error`.
+   */
+  openNext(sealed: Buffer): Buffer {
+    if (this.done) throw new StrongroomError('integrity_error', 'blob has bytes after its last segment');
+    const index = this.#nextSegment;
+    const plaintext = this.#cipher.decryptSegment(index, sealed);
+    this.#nextSegment += 1;
+    const from = index === this.plan.firstSegment ? this.plan.skip : 0;
+    const to =
+      index === this.plan.lastSegment ? this.#end - index * this.#cipher.segmentSize + 1 : plaintext.length;
+    if (from === 0 && to === plaintext.length) return plaintext;
+    return to > from ? plaintext.subarray(from, to) : EMPTY;
+  }
+}
+
+/**
+ * Sealed segments in (from `plan.cipherStart`), exactly plaintext bytes [start, end] out. Each segment's bytes
+ * are pushed only after its tag verifies, but truncation and trailing bytes can only be detected at the end:
+ * a consumer must not treat the output as complete until the stream finishes without error.
+ */
+export class DecryptStream extends Transform {
+  readonly plan: RangePlan;
+  readonly #opener: RangeOpener;
+  readonly #queue = new ChunkQueue();
+
+  constructor(options: DecryptStreamOptions) {
+    // Room for a few verified segments, so decryption runs ahead while the consumer (a socket) drains.
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
+    this.#opener = new RangeOpener(options);
+    this.plan = this.#opener.plan;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       this.#queue.push(chunk);
       this.#openReady();
-      if (this.#done() && this.#queue.length > 0) {
+      if (this.#opener.done && this.#queue.length > 0) {
         throw new StrongroomError('integrity_error', 'blob has bytes after its last segment');
       }
       callback();
@@ -405,28 +447,19 @@ export class DecryptStream extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    if (!this.#done()) {
+    if (!this.#opener.done) {
       callback(new StrongroomError('integrity_error', 'blob ends before its last segment (truncated)'));
       return;
     }
     callback();
   }
 
-  #done(): boolean {
-    return this.#nextSegment > this.plan.lastSegment;
-  }
-
   #openReady(): void {
-    const segmentSize = this.#cipher.segmentSize;
-    while (!this.#done()) {
-      const index = this.#nextSegment;
-      const need = this.#cipher.plaintextLengthOf(index) + TAG_SIZE;
+    while (!this.#opener.done) {
+      const need = this.#opener.nextSealedLength;
       if (this.#queue.length < need) return;
-      const plaintext = this.#cipher.decryptSegment(index, this.#queue.take(need));
-      const from = index === this.plan.firstSegment ? this.plan.skip : 0;
-      const to = index === this.plan.lastSegment ? this.#end - index * segmentSize + 1 : plaintext.length;
-      if (to > from) this.push(plaintext.subarray(from, to));
-      this.#nextSegment += 1;
+      const plaintext = this.#opener.openNext(this.#queue.take(need));
+      if (plaintext.length > 0) this.push(plaintext);
     }
   }
 }

@@ -25,6 +25,11 @@ export interface BlobStore {
   promote(id: BlobId): Promise<void>;
   /** Bytes [start, end] (inclusive) of a final blob. Throws `storage_error` when absent. */
   read(id: BlobId, start: number, end: number): Promise<Readable>;
+  /**
+   * Opens a final blob for positional reads into the caller's buffers (downloads read large pieces into
+   * buffers they reuse, which a stream of fresh chunks cannot offer). Throws `storage_error` when absent.
+   */
+  open(id: BlobId): Promise<BlobFile>;
   /** Length of the final blob, or undefined when there is none. */
   size(id: BlobId): Promise<number | undefined>;
   /** Deletes the final blob and any staging object of that id; absent objects are not an error. */
@@ -35,6 +40,17 @@ export interface BlobStore {
   listStaging(): AsyncIterable<{ readonly id: BlobId; readonly modifiedAt: Date }>;
   /** Throws `storage_error` when the store cannot durably write. */
   checkWritable(): Promise<void>;
+}
+
+/** A final blob open for reading; the caller closes it. */
+export interface BlobFile {
+  /**
+   * Reads into `into` from byte `position`, filling it unless the blob ends first; resolves to the number of
+   * bytes read (0 at or past the end). Failures are `storage_error`.
+   */
+  read(into: Buffer, position: number): Promise<number>;
+  /** Releases the blob. Idempotent, never throws; waits for reads still in flight. */
+  close(): Promise<void>;
 }
 
 export interface StagingWriter {

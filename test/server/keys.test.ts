@@ -29,6 +29,28 @@ async function download(
   }
 }
 
+/** Pushes one file `c.bin` as `version`; resolves to the path of the blob that holds it. */
+async function pushOneFile(version: string, data: Buffer): Promise<string> {
+  const before = new Set(await blobFiles(dataDir));
+  const pushed = await pushFiles(server, { project: 'p', artifact: 'm', version }, [{ path: 'c.bin', data }]);
+  expect(pushed.status).toBe(201);
+  const added = (await blobFiles(dataDir)).filter((b) => !before.has(b));
+  expect(added).toHaveLength(1);
+  return added[0]!;
+}
+
+/** The plaintext stream of `c.bin` read to its end or its first error. */
+async function readPlaintext(version: string): Promise<{ bytes: Buffer; error: unknown }> {
+  const { stream } = await server.ctx.registry.openFile('p', 'm', version, 'c.bin', () => null);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return { bytes: Buffer.concat(chunks), error: undefined };
+  } catch (error) {
+    return { bytes: Buffer.concat(chunks), error };
+  }
+}
+
 async function blobFiles(dir: string): Promise<string[]> {
   const root = join(dir, 'blobs', 'blobs');
   const out: string[] = [];
@@ -135,6 +157,43 @@ describe('tampering with stored data (G1, G2)', () => {
       if (got.body) expect(sha256(got.body)).not.toBe(sha256(f.data));
       expect(got.body === null || got.body.length < f.data.length).toBe(true);
     }
+  });
+
+  it('a blob cut short, inside a segment or on a segment boundary, fails the download instead of ending it early', async () => {
+    const segment = 65536 + 16;
+    const data = randomBytes(3 * 1024 * 1024);
+    for (const [version, keep] of [
+      ['cut-inside', 32 + 20 * segment + 1000],
+      ['cut-boundary', 32 + 20 * segment],
+    ] as const) {
+      const blob = await pushOneFile(version, data);
+      const handle = await open(blob, 'r+');
+      await handle.truncate(keep);
+      await handle.close();
+      const read = await readPlaintext(version);
+      expect(read.error).toSatisfy((err: unknown) => isStrongroomError(err, 'integrity_error'));
+      // What was released before the failure is the verified start of the file, never more.
+      expect(read.bytes.length).toBeLessThanOrEqual(20 * 65536);
+      expect(read.bytes.equals(data.subarray(0, read.bytes.length))).toBe(true);
+      const got = await download(server, 'c.bin', version);
+      expect(got.body === null || got.body.length < data.length).toBe(true);
+    }
+  });
+
+  it('a flipped bit deep in a large file stops its plaintext at the last segment before it', async () => {
+    const data = randomBytes(5 * 1024 * 1024);
+    const blob = await pushOneFile('flip-deep', data);
+    const handle = await open(blob, 'r+');
+    const at = 32 + 40 * (65536 + 16) + 123;
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, at);
+    byte[0]! ^= 0x80;
+    await handle.write(byte, 0, 1, at);
+    await handle.close();
+    const read = await readPlaintext('flip-deep');
+    expect(read.error).toSatisfy((err: unknown) => isStrongroomError(err, 'integrity_error'));
+    expect(read.bytes.length).toBeLessThanOrEqual(40 * 65536);
+    expect(read.bytes.equals(data.subarray(0, read.bytes.length))).toBe(true);
   });
 
   it('two objects swapped on disk both fail (identity bound as associated data)', async () => {

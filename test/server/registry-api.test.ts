@@ -94,6 +94,9 @@ describe('push, list, show, pull', () => {
     for (const [start, end] of [
       [0, 0],
       [65535, 65536],
+      // Across the end of the first ~1 MiB read of sealed segments, and from inside one read into a later one.
+      [1_048_575, 1_048_577],
+      [2_000_000, 7_340_031],
       [100_000, 5_000_000],
       [data.length - 10, data.length - 1],
     ] as const) {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { newId, type BlobId } from '../../src/core/ids.js';
@@ -22,6 +22,39 @@ export function describeBlobStoreConformance(name: string, open: () => Promise<B
         expect(await readAll(await store.read(id, 3, 3))).toEqual(Buffer.from('3'));
         expect(await readAll(await store.read(id, 10, 19))).toEqual(Buffer.from('abcdefghij'));
         expect(await store.size(id)).toBe(data.length);
+      });
+
+      it('open reads a promoted blob at any position into the caller buffer, short only at the end', async () => {
+        const store = await open();
+        const id = newId('blob');
+        const data = Buffer.from('0123456789abcdefghij');
+        await writeStaging(store, id, 0, [data]);
+        await store.promote(id);
+        const file = await store.open(id);
+        const into = Buffer.alloc(8);
+        expect(await file.read(into, 0)).toBe(8);
+        expect(into).toEqual(data.subarray(0, 8));
+        expect(await file.read(into, 15)).toBe(5);
+        expect(into.subarray(0, 5)).toEqual(data.subarray(15));
+        expect(await file.read(into, 20)).toBe(0);
+        expect(await file.read(into, 100)).toBe(0);
+        await file.close();
+        await file.close();
+        await expectCode(file.read(into, 0), 'storage_error');
+      });
+
+      it('close waits for reads in flight', async () => {
+        const store = await open();
+        const id = newId('blob');
+        const data = randomBytes(1024 * 1024);
+        await writeStaging(store, id, 0, [data]);
+        await store.promote(id);
+        const file = await store.open(id);
+        const into = Buffer.alloc(data.length);
+        const reading = file.read(into, 0);
+        await file.close();
+        expect(await reading).toBe(data.length);
+        expect(into).toEqual(data);
       });
 
       it('commit resolves to the durable length, counting bytes kept from before the offset', async () => {
@@ -144,6 +177,7 @@ export function describeBlobStoreConformance(name: string, open: () => Promise<B
         const id = newId('blob');
         await writeStaging(store, id, 0, [Buffer.from('secret')]);
         await expectCode(store.read(id, 0, 5), 'storage_error');
+        await expectCode(store.open(id), 'storage_error');
         expect(await store.size(id)).toBeUndefined();
       });
 
@@ -160,6 +194,7 @@ export function describeBlobStoreConformance(name: string, open: () => Promise<B
         const store = await open();
         const id = newId('blob');
         await expectCode(store.read(id, 0, 0), 'storage_error');
+        await expectCode(store.open(id), 'storage_error');
         await expectCode(store.readStaging(id, 0, 0), 'storage_error');
         expect(await store.size(id)).toBeUndefined();
         expect(await store.stagingSize(id)).toBeUndefined();
@@ -242,6 +277,7 @@ export function describeBlobStoreConformance(name: string, open: () => Promise<B
         await expectCode(store.readStaging(id, 0, 0), 'invalid_request');
         await expectCode(store.promote(id), 'invalid_request');
         await expectCode(store.read(id, 0, 0), 'invalid_request');
+        await expectCode(store.open(id), 'invalid_request');
         await expectCode(store.size(id), 'invalid_request');
         await expectCode(store.delete(id), 'invalid_request');
         expect(await collect(store.listStaging())).toEqual([]);

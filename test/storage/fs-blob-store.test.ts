@@ -264,6 +264,26 @@ describe('FsBlobStore', () => {
       expect(failing.openReads()).toBe(0);
     });
 
+    it('an opened blob closes its file handle once, and read errors become storage_error', async () => {
+      const ops = trackingOps(nodeFsOps);
+      const { store } = await storeWith(() => ops);
+      const id = newId('blob');
+      await writeAndPromote(store, id);
+      const file = await store.open(id);
+      expect(ops.openReads()).toBe(1);
+      await Promise.all([file.close(), file.close()]);
+      expect(ops.openReads()).toBe(0);
+
+      const failing = trackingOps(nodeFsOps, true);
+      const broken = new FsBlobStore((await storeWith(() => nodeFsOps)).root, failing);
+      const brokenId = newId('blob');
+      await writeAndPromote(broken, brokenId);
+      const opened = await broken.open(brokenId);
+      await expectCode(opened.read(Buffer.alloc(4), 0), 'storage_error');
+      await opened.close();
+      expect(failing.openReads()).toBe(0);
+    });
+
     it('stop at the end of the file when the range runs past it', async () => {
       const store = await openFsBlobStore(nextRoot());
       const id = newId('blob');
@@ -287,6 +307,7 @@ describe('FsBlobStore', () => {
       await mkdir(join(root, 'blobs', promoted.slice(4, 6)), { recursive: true });
       await symlink(outside, finalPath(root, promoted));
       await expectCode(store.read(promoted, 0, 3), 'storage_error');
+      await expectCode(store.open(promoted), 'storage_error');
       expect(await store.size(promoted)).toBeUndefined();
       expect(await readFile(outside, 'utf8')).toBe('do not touch me');
     });

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { StrongroomError, quote } from '../../core/errors.js';
 import { parseId, type BlobId } from '../../core/ids.js';
-import type { BlobStore, StagingWriter } from '../blob-store.js';
+import type { BlobFile, BlobStore, StagingWriter } from '../blob-store.js';
 import { nodeFsOps, type FsEntry, type FsFileHandle, type FsOps, type FsStat } from './fs-ops.js';
 
 const FILE_MODE = 0o600;
@@ -146,6 +146,12 @@ export class FsBlobStore implements BlobStore {
     return this.#openRange(this.#finalPath(blobId), 'blob', blobId, start, end);
   }
 
+  async open(id: BlobId): Promise<BlobFile> {
+    const blobId = checkId(id);
+    const handle = await this.#openForReading(this.#finalPath(blobId), 'blob', blobId);
+    return new FsBlobFile(handle, (err) => fsFailure('read blob', blobId, err));
+  }
+
   async size(id: BlobId): Promise<number | undefined> {
     return this.#fileSize(this.#finalPath(checkId(id)), id);
   }
@@ -221,14 +227,17 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #openRange(path: string, what: string, id: BlobId, start: number, end: number): Promise<Readable> {
-    let handle: FsFileHandle;
+    const handle = await this.#openForReading(path, what, id);
+    return rangeStream(handle, start, end, (err) => fsFailure(`read ${what}`, id, err));
+  }
+
+  async #openForReading(path: string, what: string, id: BlobId): Promise<FsFileHandle> {
     try {
-      handle = await this.#ops.open(path, 'read', FILE_MODE);
+      return await this.#ops.open(path, 'read', FILE_MODE);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw missing(what, id, err);
       throw fsFailure(`open ${what}`, id, err);
     }
-    return rangeStream(handle, start, end, (err) => fsFailure(`read ${what}`, id, err));
   }
 
   async #fileSize(path: string, id: string): Promise<number | undefined> {
@@ -386,6 +395,48 @@ class FsStagingWriter implements StagingWriter {
     const run = this.#tail.then(op);
     this.#tail = run.catch(() => undefined);
     return run;
+  }
+}
+
+/** A final blob's file for positional reads; `close` waits for reads in flight, so the descriptor is never reused under them. */
+class FsBlobFile implements BlobFile {
+  readonly #handle: FsFileHandle;
+  readonly #describe: (err: unknown) => StrongroomError;
+  readonly #pending = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(handle: FsFileHandle, describe: (err: unknown) => StrongroomError) {
+    this.#handle = handle;
+    this.#describe = describe;
+  }
+
+  read(into: Buffer, position: number): Promise<number> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(new StrongroomError('storage_error', 'the blob was closed before this read'));
+    }
+    const reading = this.#fill(into, position);
+    const settled = reading.catch(() => undefined).finally(() => this.#pending.delete(settled));
+    this.#pending.add(settled);
+    return reading;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= Promise.all(this.#pending).then(() => closeQuietly(this.#handle));
+    return this.#closing;
+  }
+
+  async #fill(into: Buffer, position: number): Promise<number> {
+    let filled = 0;
+    try {
+      while (filled < into.length) {
+        const n = await this.#handle.read(into.subarray(filled), position + filled);
+        if (n === 0) break;
+        filled += n;
+      }
+    } catch (err) {
+      throw this.#describe(err);
+    }
+    return filled;
   }
 }
 
