@@ -71,6 +71,7 @@ export interface ServerContext {
   close(): Promise<void>;
 }
 
+const SOCKET_BUFFER_BYTES = 1024 * 1024;
 const CREDENTIAL_PARAMS = /([?&](?:access_token|token|api_key|key|password)=)[^&]*/gi;
 
 /** The request as logged: no headers at all, and credential-looking query values blanked (A6, G5). */
@@ -327,12 +328,16 @@ export async function buildApp(
     requestTimeout: 0,
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // Socket buffers of 1 MiB: a download's burst of decrypted segments is written with one vectored write
+    // (src/server/send-body-stream.ts), and an upload reads up to this much ahead before pausing.
+    http: { highWaterMark: SOCKET_BUFFER_BYTES },
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },
     ...(config.tls
       ? {
           https: {
+            highWaterMark: SOCKET_BUFFER_BYTES,
             cert: readFileSync(config.tls.certFile),
             key: readFileSync(config.tls.keyFile),
             ...(config.tls.clientCaFile

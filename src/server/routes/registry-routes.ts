@@ -31,6 +31,7 @@ import type { RegistryService } from '../../registry/registry-service.js';
 import { contentDisposition, parseRange } from '../http-range.js';
 import type { HttpMetrics } from '../metrics.js';
 import { resourceOf } from '../pipeline.js';
+import { sendBodyStream } from '../send-body-stream.js';
 import {
   artifactView,
   decodeCursor,
@@ -241,8 +242,7 @@ export async function registryRoutes(
         .header('cache-control', 'no-store')
         .header('x-content-type-options', 'nosniff');
       if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${file.size}`);
-      stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
-      return reply.send(stream);
+      return sendBodyStream(reply, stream, (count) => metrics.bytesSent.inc(count));
     },
   );
 
