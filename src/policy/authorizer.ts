@@ -107,15 +107,16 @@ export const ADMINS_GROUP = 'admins';
 /** Members of this group hold the auditor role: they may read the audit log, and nothing else. */
 export const AUDITORS_GROUP = 'auditors';
 
-/** What every authenticated principal may do for itself. */
-const SELF_SERVICE: ReadonlySet<Action> = new Set([
+/** What every authenticated principal may do for itself (also the Cedar built-in self-service policy). */
+export const SELF_SERVICE_ACTIONS: readonly Action[] = [
   'session:read',
   'auth:step-up',
   'auth:password',
   'auth:recovery-codes',
   'session:list',
   'session:revoke',
-]);
+];
+const SELF_SERVICE: ReadonlySet<Action> = new Set(SELF_SERVICE_ACTIONS);
 
 /** Actions that change nothing: what a read-only token is limited to. */
 export const READ_ACTIONS: ReadonlySet<Action> = new Set([

@@ -176,11 +176,14 @@ describe('workload identity federation', () => {
     const body = (await res.json()) as {
       token: string;
       serviceAccount: string;
-      record: { expiresAt: string };
+      record: { createdAt: string; expiresAt: string };
     };
     expect(body.token).toMatch(/^srf_/);
     expect(body.serviceAccount).toBe('trainer');
-    expect(Date.parse(body.record.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
+    // The lifetime granted is capped by the rule's maxTtlSeconds.
+    expect(Date.parse(body.record.expiresAt) - Date.parse(body.record.createdAt)).toBeLessThanOrEqual(
+      600_000,
+    );
     const me = (await (
       await fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${body.token}` } })
     ).json()) as { authMethod: string; scope: unknown; environment: string };

@@ -1,6 +1,6 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { StrongroomError, quote } from '../../core/errors.js';
-import { BOOTSTRAP_ADMIN, type Action } from '../authorizer.js';
+import { BOOTSTRAP_ADMIN, SELF_SERVICE_ACTIONS, type Action } from '../authorizer.js';
 import { entityUid, type ResourceChain } from './entities.js';
 import { cedarType, formatCedarError } from './schema.js';
 
@@ -149,15 +149,8 @@ const QUARANTINED_DOWNLOAD: cedar.Clause = {
   },
 };
 
-/** What every authenticated principal may do for itself, whatever its bindings. */
-export const SELF_SERVICE_ACTIONS: readonly Action[] = [
-  'session:read',
-  'auth:step-up',
-  'auth:password',
-  'auth:recovery-codes',
-  'session:list',
-  'session:revoke',
-];
+/** What every authenticated principal may do for itself, whatever its bindings (one list, in authorizer.ts). */
+export { SELF_SERVICE_ACTIONS };
 
 const BUILTIN_TEXT: Readonly<Record<string, string>> = {
   'builtin:self-service': `permit (principal, action in [${SELF_SERVICE_ACTIONS.map((a) => `${cedarType('Action')}::"${a}"`).join(', ')}], resource);`,
