@@ -636,3 +636,233 @@ export const RecoveryCodesView = Type.Object({
   }),
 });
 export type RecoveryCodesView = Static<typeof RecoveryCodesView>;
+
+// ---- authorization: role bindings, custom policies, explain, access review, elevation (docs/authorization.md)
+
+const ScopeRef = Type.String({
+  pattern:
+    '^(organization|project:[A-Za-z0-9._-]{1,128}|artifact:[A-Za-z0-9._-]{1,128}/[A-Za-z0-9._-]{1,128})$',
+  description: '`organization`, `project:PROJECT` or `artifact:PROJECT/ARTIFACT`',
+});
+const AccessPrincipal = Type.String({
+  pattern: '^(user|sa|group):[A-Za-z0-9._@-]{1,128}$',
+  description: '`user:NAME`, `sa:NAME` or `group:NAME`',
+});
+const RoleName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  description: 'viewer, contributor, approver, incident-responder, auditor or admin',
+});
+const RecordId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9._-]*$' });
+const ActionName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  description: 'an action such as `version:download`',
+});
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const ScopeQuery = Type.Object({ scope: Type.Optional(ScopeRef) }, strict);
+export const BindingView = Type.Object({
+  id: Type.String(),
+  role: Type.String(),
+  principal: Type.String({
+    description: '`user:NAME`, `sa:NAME` or `group:NAME` (the id when the name is gone)',
+  }),
+  principalId: Type.String(),
+  scope: Type.String(),
+  expiresAt: Nullable(Timestamp),
+  active: Type.Boolean({ description: 'false once expired (an expired binding grants nothing)' }),
+  description: Type.String(),
+  createdAt: Timestamp,
+  createdBy: Type.String(),
+  elevationId: Nullable(Type.String()),
+});
+export type BindingView = Static<typeof BindingView>;
+export const BindingList = Type.Object({ items: Type.Array(BindingView) });
+export type BindingList = Static<typeof BindingList>;
+export const BindingParams = Type.Object({ binding: RecordId }, strict);
+export const CreateBindingBody = Type.Object(
+  {
+    id: Type.Optional(RecordId),
+    role: RoleName,
+    principal: AccessPrincipal,
+    scope: ScopeRef,
+    expiresAt: Type.Optional(Timestamp),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  strict,
+);
+export type CreateBindingBody = Static<typeof CreateBindingBody>;
+
+export const PolicyView = Type.Object({
+  id: Type.String(),
+  text: Type.String(),
+  scope: Type.String(),
+  description: Type.String(),
+  createdAt: Timestamp,
+  createdBy: Type.String(),
+  updatedAt: Timestamp,
+  updatedBy: Type.String(),
+});
+export type PolicyView = Static<typeof PolicyView>;
+export const PolicyList = Type.Object({ items: Type.Array(PolicyView) });
+export type PolicyList = Static<typeof PolicyList>;
+export const PolicyParams = Type.Object({ policy: RecordId }, strict);
+const PolicyText = Type.String({ minLength: 1, maxLength: 65_536, description: 'exactly one Cedar policy' });
+export const PutPolicyBody = Type.Object(
+  { text: PolicyText, scope: ScopeRef, description: Type.Optional(Type.String({ maxLength: 500 })) },
+  strict,
+);
+export type PutPolicyBody = Static<typeof PutPolicyBody>;
+export const ValidatePolicyBody = Type.Object(
+  { id: Type.Optional(RecordId), text: PolicyText, scope: ScopeRef },
+  strict,
+);
+export type ValidatePolicyBody = Static<typeof ValidatePolicyBody>;
+export const ValidatePolicyView = Type.Object({ valid: Type.Literal(true) });
+export const PolicySchemaView = Type.Object({
+  schema: Type.String({ description: 'the Cedar schema, human-readable format' }),
+});
+export type PolicySchemaView = Static<typeof PolicySchemaView>;
+
+const ExplainContext = Type.Object(
+  {
+    ip: Type.Optional(Type.String({ maxLength: 64 })),
+    time: Type.Optional(Type.Union([Type.Integer(), Timestamp])),
+    mfaAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+    authMethod: Type.Optional(Type.String({ maxLength: 64 })),
+    environment: Type.Optional(Type.String({ maxLength: 64 })),
+    devicePosture: Type.Optional(Type.String({ maxLength: 128 })),
+  },
+  strict,
+);
+export const ExplainBody = Type.Object(
+  {
+    principal: AccessPrincipal,
+    action: ActionName,
+    resource: Type.String({
+      minLength: 1,
+      maxLength: 400,
+      description: '`organization`, `PROJECT`, `PROJECT/ARTIFACT` or `PROJECT/ARTIFACT:VERSION`',
+    }),
+    context: Type.Optional(ExplainContext),
+  },
+  strict,
+);
+export type ExplainBody = Static<typeof ExplainBody>;
+const EntityRef = Type.Object({ type: Type.String(), id: Type.String() });
+export const ExplainView = Type.Object({
+  decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+  reasons: Type.Array(Type.String(), {
+    description: 'ids of the policies that decided; empty = default deny',
+  }),
+  errors: Type.Array(Type.String()),
+  policyVersion: Type.Integer(),
+  slice: Type.String(),
+  principal: EntityRef,
+  action: EntityRef,
+  resource: EntityRef,
+  context: Type.Record(Type.String(), Type.Unknown()),
+  entities: Type.Array(Type.Unknown()),
+});
+export type ExplainView = Static<typeof ExplainView>;
+export const PolicyTestBody = Type.Object(
+  { cases: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 10_000 }) },
+  strict,
+);
+export const PolicyTestView = Type.Object({
+  passed: Type.Integer(),
+  failed: Type.Integer(),
+  results: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      passed: Type.Boolean(),
+      expected: Type.String(),
+      decision: Type.String(),
+      reasons: Type.Array(Type.String()),
+      errors: Type.Array(Type.String()),
+      failure: Type.Optional(Type.String()),
+    }),
+  ),
+});
+export type PolicyTestView = Static<typeof PolicyTestView>;
+
+const AccessGrantView = Type.Object({
+  principal: Type.String({ description: '`user:NAME`, `sa:NAME`, `group:NAME`, or `*` for everyone' }),
+  principalId: Type.String(),
+  source: Type.String({ description: '`binding:<id>` or `builtin:<name>`' }),
+  role: Nullable(Type.String()),
+  scope: Type.String(),
+  expiresAt: Nullable(Timestamp),
+  via: Nullable(Type.String({ description: 'the group it is held through' })),
+  actions: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Literal('all')])),
+  active: Type.Optional(Type.Boolean()),
+});
+const ConditionView = Type.Object({ policy: Type.String(), effect: Type.String(), scope: Type.String() });
+export const WhoCanQuery = Type.Object(
+  { action: ActionName, resource: Type.String({ minLength: 1, maxLength: 400 }) },
+  strict,
+);
+export const WhoCanView = Type.Object({
+  action: Type.String(),
+  resource: Type.String(),
+  grants: Type.Array(AccessGrantView),
+  conditions: Type.Array(ConditionView, {
+    description: 'custom policies in this scope that can add or take away access under conditions',
+  }),
+});
+export type WhoCanView = Static<typeof WhoCanView>;
+export const AccessOfQuery = Type.Object({ principal: AccessPrincipal }, strict);
+export const AccessOfView = Type.Object({
+  principal: Type.String(),
+  principalId: Type.String(),
+  groups: Type.Array(Type.String()),
+  grants: Type.Array(AccessGrantView),
+  conditions: Type.Array(ConditionView),
+});
+export type AccessOfView = Static<typeof AccessOfView>;
+
+export const ElevationStatusSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('expired'),
+  Type.Literal('active'),
+  Type.Literal('ended'),
+  Type.Literal('denied'),
+  Type.Literal('cancelled'),
+]);
+export const RequestElevationBody = Type.Object(
+  {
+    role: RoleName,
+    scope: ScopeRef,
+    durationSeconds: Type.Integer({ minimum: 60, maximum: 30 * 86_400 }),
+    reason: Type.String({ minLength: 3, maxLength: 500 }),
+  },
+  strict,
+);
+export type RequestElevationBody = Static<typeof RequestElevationBody>;
+export const ElevationView = Type.Object({
+  id: Type.String(),
+  requester: Nullable(Type.String({ description: 'the username' })),
+  requesterId: Type.String(),
+  role: Type.String(),
+  scope: Type.String(),
+  durationSeconds: Type.Integer(),
+  reason: Type.String(),
+  status: ElevationStatusSchema,
+  requestedAt: Timestamp,
+  requestExpiresAt: Timestamp,
+  decidedBy: Nullable(Type.String()),
+  decidedAt: Nullable(Timestamp),
+  decisionReason: Nullable(Type.String()),
+  bindingId: Nullable(Type.String()),
+  grantExpiresAt: Nullable(Timestamp),
+});
+export type ElevationView = Static<typeof ElevationView>;
+export const ElevationList = Type.Object({ items: Type.Array(ElevationView) });
+export type ElevationList = Static<typeof ElevationList>;
+export const ElevationParams = Type.Object({ elevation: Type.String({ maxLength: 64 }) }, strict);
+export const ElevationListQuery = Type.Object({ status: Type.Optional(ElevationStatusSchema) }, strict);
+export const DecideElevationBody = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 500 })) },
+  strict,
+);

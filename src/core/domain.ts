@@ -1,5 +1,6 @@
 import type {
   ArtifactId,
+  ElevationId,
   BlobId,
   DataKeyId,
   GroupId,
@@ -243,4 +244,68 @@ export interface TokenRecord {
   readonly createdBy: string;
   readonly expiresAt: string;
   readonly revokedAt: string | null;
+}
+
+// ---- authorization (issue 5, docs/authorization.md) -------------------------------------------------------
+
+export const POLICY_SCOPE_TYPES = ['Organization', 'Project', 'Artifact'] as const;
+export type PolicyScopeType = (typeof POLICY_SCOPE_TYPES)[number];
+/** Where a binding or policy applies: the organization, a project, or an artifact (`project/artifact`). */
+export interface PolicyScope {
+  readonly type: PolicyScopeType;
+  readonly id: string;
+}
+
+export const BINDING_PRINCIPAL_TYPES = ['User', 'ServiceAccount', 'Group'] as const;
+export type BindingPrincipalType = (typeof BINDING_PRINCIPAL_TYPES)[number];
+
+/** A stored role binding: a built-in role granted to a user, service account or group at a scope. */
+export interface RoleBindingRecord {
+  readonly id: string;
+  readonly role: string;
+  /** A user or service account by id, a group by name (the ids Cedar entities carry). */
+  readonly principal: { readonly type: BindingPrincipalType; readonly id: string };
+  readonly scope: PolicyScope;
+  /** After this RFC 3339 time the binding grants nothing; null for a standing binding. */
+  readonly expiresAt: string | null;
+  readonly description: string;
+  readonly createdAt: string;
+  readonly createdBy: string;
+  /** The approved just-in-time elevation that created this binding. */
+  readonly elevationId: ElevationId | null;
+}
+
+/** A stored custom Cedar policy, confined to its scope. */
+export interface PolicyRecord {
+  readonly id: string;
+  readonly text: string;
+  readonly scope: PolicyScope;
+  readonly description: string;
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly updatedAt: string;
+  readonly updatedBy: string;
+}
+
+export const ELEVATION_STATES = ['pending', 'approved', 'denied', 'cancelled'] as const;
+export type ElevationState = (typeof ELEVATION_STATES)[number];
+
+/** A just-in-time elevation: a role for a scope and a duration, asked for with a reason, decided by another. */
+export interface ElevationRecord {
+  readonly id: ElevationId;
+  readonly requesterId: UserId;
+  readonly role: string;
+  readonly scope: PolicyScope;
+  readonly durationSeconds: number;
+  readonly reason: string;
+  readonly state: ElevationState;
+  readonly requestedAt: string;
+  /** A request still pending at this time can no longer be approved. */
+  readonly requestExpiresAt: string;
+  readonly decidedBy: string | null;
+  readonly decidedAt: string | null;
+  readonly decisionReason: string | null;
+  /** The binding an approval created, and when it ends. */
+  readonly bindingId: string | null;
+  readonly grantExpiresAt: string | null;
 }

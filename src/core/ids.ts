@@ -15,6 +15,7 @@ export type GroupId = Id<'group'>;
 export type ServiceAccountId = Id<'serviceAccount'>;
 export type SessionId = Id<'session'>;
 export type TokenId = Id<'token'>;
+export type ElevationId = Id<'elevation'>;
 
 const PREFIX = {
   project: 'prj',
@@ -28,6 +29,7 @@ const PREFIX = {
   serviceAccount: 'sa',
   session: 'ses',
   token: 'tok',
+  elevation: 'elv',
 } as const;
 type Kind = keyof typeof PREFIX;
 
@@ -36,7 +38,7 @@ export function newId<K extends Kind>(kind: K): Id<K> {
   return `${PREFIX[kind]}_${randomBytes(16).toString('hex')}` as Id<K>;
 }
 
-const ID_SHAPE = /^(prj|art|ver|upl|blb|dk|usr|grp|sa|ses|tok)_[0-9a-f]{32}$/;
+const ID_SHAPE = /^(prj|art|ver|upl|blb|dk|usr|grp|sa|ses|tok|elv)_[0-9a-f]{32}$/;
 
 /** Parse an id received from outside (a URL, a file name); undefined when it is not an id of that kind. */
 export function parseId<K extends Kind>(kind: K, input: string): Id<K> | undefined {

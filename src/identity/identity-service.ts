@@ -16,7 +16,7 @@ import {
 import { StrongroomError, quote } from '../core/errors.js';
 import { newId, parseId, type DataKeyId, type SessionId, type TokenId, type UserId } from '../core/ids.js';
 import { openValue, sealValue } from '../crypto/stream-aead.js';
-import { ACTIONS, ADMINS_GROUP, type Action, type Principal } from '../policy/authorizer.js';
+import { ACTIONS, type Action, type Principal } from '../policy/authorizer.js';
 import type { MetadataStore, MetadataWriter } from '../storage/metadata-store.js';
 import { newRecoveryCodes, newToken, recoveryCodeHash, tokenHash } from './credentials.js';
 import {
@@ -453,11 +453,8 @@ export class IdentityService {
   async revokeSession(principal: Principal, sessionId: string): Promise<void> {
     const id = parseId('session', sessionId);
     const session = id ? await this.store.getSession(id) : undefined;
-    const own = session?.userId === principal.id;
-    if (
-      !session ||
-      (!own && principal.groups?.includes(ADMINS_GROUP) !== true && principal.id !== 'bootstrap-admin')
-    )
+    // Only one's own session: an administrator ends someone else's by disabling the user or revoking tokens.
+    if (!session || session.userId !== principal.id)
       throw new StrongroomError('token_not_found', 'no such session');
     describeCurrent({ details: { session: session.id } });
     await this.store.transaction(async (tx) => {

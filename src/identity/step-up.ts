@@ -6,6 +6,8 @@ export const STEP_UP_ACTIONS: ReadonlySet<Action> = new Set([
   'key:rotate',
   'audit:prune',
   'bootstrap:manage',
+  'policy:manage',
+  'elevation:approve',
 ]);
 
 /**

@@ -2,8 +2,8 @@ import type { Environment, TokenScope } from '../core/domain.js';
 
 /**
  * The authorization seam of the request pipeline (DESIGN.md sections 2 and 7): request -> decision + reasons +
- * errors, default deny. The HTTP layer only asks; it never decides. The Cedar authorizer replaces the
- * bootstrap one behind this interface.
+ * errors, default deny. The HTTP layer only asks; it never decides. The Cedar authorizer
+ * (`src/governance/access-service.ts` over `src/policy/cedar/`) is the one implementation.
  */
 export const ACTIONS = [
   'session:read',
@@ -46,6 +46,12 @@ export const ACTIONS = [
   'token:list',
   'token:revoke',
   'bootstrap:manage',
+  'policy:read',
+  'policy:manage',
+  'access:review',
+  'elevation:request',
+  'elevation:read',
+  'elevation:approve',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -59,7 +65,14 @@ export type ResourceRef =
       readonly artifact: string;
       readonly version: string;
     }
-  | { readonly kind: 'upload'; readonly upload: string };
+  | { readonly kind: 'upload'; readonly upload: string }
+  /**
+   * A stored authorization record (a role binding, a custom policy, an elevation request): decided at the
+   * scope the record applies to, so a project's administrator manages that project's access only.
+   */
+  | { readonly kind: 'record'; readonly record: AuthorizationRecordKind; readonly id: string };
+
+export type AuthorizationRecordKind = 'binding' | 'policy' | 'elevation';
 
 export interface Principal {
   /** Stable principal id, recorded as owner, creator and audit actor. */
@@ -86,7 +99,21 @@ export interface AuthorizationRequest {
   readonly principal: Principal;
   readonly action: Action;
   readonly resource: ResourceRef;
+  /** What the transport established about the caller; absent for checks made outside a request. */
+  readonly client?: ClientFacts;
 }
+
+/** The client address (after the trusted-proxy configuration) and a device posture claim, if any. */
+export interface ClientFacts {
+  readonly ip: string;
+  readonly devicePosture?: string;
+}
+
+/**
+ * The client of a check made outside any request: an address no network policy trusts, so a condition on the
+ * network can only deny (fail closed).
+ */
+export const UNKNOWN_CLIENT: ClientFacts = { ip: '0.0.0.0' };
 
 export interface Decision {
   readonly decision: 'allow' | 'deny';
@@ -102,21 +129,20 @@ export interface Authorizer {
 
 export const BOOTSTRAP_ADMIN = 'bootstrap-admin';
 
-/** Members of this group may do everything (until Cedar role bindings arrive with the authorization issue). */
-export const ADMINS_GROUP = 'admins';
-/** Members of this group hold the auditor role: they may read the audit log, and nothing else. */
-export const AUDITORS_GROUP = 'auditors';
-
 /** What every authenticated principal may do for itself (also the Cedar built-in self-service policy). */
 export const SELF_SERVICE_ACTIONS: readonly Action[] = [
   'session:read',
+  // Listing is open to everyone and filtered: each project is shown only to those who may read it.
+  'project:list',
+  // Anyone may ask for a time-boxed role and see their own requests; someone else decides (elevation).
+  'elevation:request',
+  'elevation:read',
   'auth:step-up',
   'auth:password',
   'auth:recovery-codes',
   'session:list',
   'session:revoke',
 ];
-const SELF_SERVICE: ReadonlySet<Action> = new Set(SELF_SERVICE_ACTIONS);
 
 /** Actions that change nothing: what a read-only token is limited to. */
 export const READ_ACTIONS: ReadonlySet<Action> = new Set([
@@ -136,33 +162,10 @@ export const READ_ACTIONS: ReadonlySet<Action> = new Set([
   'group:list',
   'sa:list',
   'token:list',
+  'policy:read',
+  'access:review',
+  'elevation:read',
 ]);
-
-/**
- * Until Cedar policies exist (the authorization issue): the bootstrap administrator and members of `admins`
- * may do everything, members of `auditors` may read the audit log, every principal may manage its own
- * session, anyone else nothing (default deny). A
- * token's scope then narrows whatever was allowed: a token can never do more than its principal.
- */
-export const interimAuthorizer: Authorizer = {
-  authorize: async ({ principal, action, resource }) => {
-    const deny: Decision = { decision: 'deny', reasons: [], errors: [] };
-    let reason: string;
-    if (principal.id === BOOTSTRAP_ADMIN && principal.authMethod === 'bootstrap-token')
-      reason = 'bootstrap-admin';
-    else if (principal.groups?.includes(ADMINS_GROUP) === true) reason = 'group:admins';
-    else if (action === 'audit:read' && principal.groups?.includes(AUDITORS_GROUP) === true)
-      reason = 'group:auditors';
-    else if (SELF_SERVICE.has(action)) reason = 'self-service';
-    else return deny;
-    const narrowed = scopeDenies(principal.scope ?? null, action, resource);
-    if (narrowed !== undefined) return { decision: 'deny', reasons: [narrowed], errors: [] };
-    return { decision: 'allow', reasons: [reason], errors: [] };
-  },
-};
-
-/** The older name: the interim authorizer allows the bootstrap administrator exactly as before. */
-export const bootstrapAuthorizer = interimAuthorizer;
 
 /** Why a token's scope forbids this request, or undefined when it does not (least privilege, A7). */
 export function scopeDenies(
@@ -176,6 +179,8 @@ export function scopeDenies(
   if (scope.projects !== undefined) {
     // An upload session belongs to whoever created it, and creating it was checked against the scope.
     if (resource.kind === 'upload') return undefined;
+    // Where a stored record applies is not known here: a project-bound token may only read records.
+    if (resource.kind === 'record') return READ_ACTIONS.has(action) ? undefined : 'token-scope:project';
     if (resource.kind === 'organization') return READ_ACTIONS.has(action) ? undefined : 'token-scope:project';
     if (!scope.projects.includes(resource.project)) return 'token-scope:project';
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import swagger from '@fastify/swagger';
@@ -16,7 +17,8 @@ import { JsonLinesFileSink, type JsonLinesFileSinkOptions } from '../audit/siem/
 import { SyslogSink, type SyslogSinkOptions } from '../audit/siem/syslog-sink.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ERROR_CODES, StrongroomError } from '../core/errors.js';
-import { interimAuthorizer, type Authorizer } from '../policy/authorizer.js';
+import type { Authorizer, ClientFacts } from '../policy/authorizer.js';
+import { AccessService } from '../governance/access-service.js';
 import { IdentityAuthenticator } from '../identity/identity-authenticator.js';
 import { IdentityService, checkScope } from '../identity/identity-service.js';
 import { JwtVerifier, type TrustedIssuer } from '../identity/jwt-verifier.js';
@@ -40,6 +42,7 @@ import { mapError, problemBody } from './error-mapper.js';
 import { loadMasterKey } from './master-key.js';
 import { createMetrics, type HttpMetrics } from './metrics.js';
 import { installPipeline, type RouteDeclaration } from './pipeline.js';
+import { accessRoutes } from './routes/access-routes.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { identityRoutes } from './routes/identity-routes.js';
 import { registryRoutes } from './routes/registry-routes.js';
@@ -62,6 +65,8 @@ export interface ServerContext {
   readonly auditVerifierKey: string;
   readonly auditPublisher: AuditPublisher;
   readonly authenticator: Authenticator;
+  /** Role bindings, custom policies, elevation, access review; also the authorizer. */
+  readonly access: AccessService;
   readonly authorizer: Authorizer;
   readonly clock: Clock;
   /** The bootstrap admin token, only on the very first start of a data directory. */
@@ -188,6 +193,11 @@ export async function createServerContext(
       totpIssuer: config.identity.totpIssuer,
     });
     const sso = buildSso(config, identity, clock, env);
+    const access = await AccessService.open(store, clock, {
+      cacheSize: config.authorization.cacheSize,
+      maxElevationSeconds: config.authorization.elevation.maxDurationSeconds,
+      elevationRequestTtlSeconds: config.authorization.elevation.requestTtlSeconds,
+    });
     return {
       config,
       store,
@@ -204,7 +214,8 @@ export async function createServerContext(
         new IdentityAuthenticator(rawStore, clock),
         config.tls?.clientCaFile !== undefined,
       ),
-      authorizer: interimAuthorizer,
+      access,
+      authorizer: access,
       clock,
       newAdminToken,
       masterKey: { origin: master.origin, created: master.created },
@@ -288,6 +299,40 @@ function buildSso(
   );
 }
 
+/**
+ * The client facts policies see: the address Fastify resolved (X-Forwarded-For only through trusted proxies)
+ * and, when configured, a device posture header, believed only on a connection from a trusted proxy.
+ */
+function clientFactsOf(config: Config): (request: FastifyRequest) => ClientFacts {
+  const proxies = new BlockList();
+  for (const entry of config.trustedProxies) {
+    const [address, bits] = entry.split('/');
+    const family = address !== undefined && isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (address === undefined || isIP(address) === 0 || (bits !== undefined && !/^\d{1,3}$/.test(bits)))
+      throw new StrongroomError('config_invalid', `trustedProxies: \`${entry}\` is not an address or CIDR`);
+    if (bits === undefined) proxies.addAddress(address, family);
+    else proxies.addSubnet(address, Number(bits), family);
+  }
+  const header = config.authorization.devicePostureHeader;
+  return (request) => {
+    const ip = unmapped(request.ip);
+    if (header === undefined) return { ip };
+    const peer = request.socket.remoteAddress && unmapped(request.socket.remoteAddress);
+    const value = request.headers[header];
+    const trusted =
+      peer !== undefined &&
+      proxies.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4') &&
+      typeof value === 'string';
+    return trusted ? { ip, devicePosture: value.slice(0, 128) } : { ip };
+  };
+}
+
+/** An IPv4 client on a dual-stack socket (`::ffff:10.1.2.3`) is the IPv4 address policies name. */
+function unmapped(address: string): string {
+  const v4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  return v4?.[1] ?? address;
+}
+
 /** Positions are persisted by name, so two exporters with one name would share (and corrupt) a position. */
 function uniqueNames<T extends { readonly name: string }>(sinks: T[]): T[] {
   const seen = new Set<string>();
@@ -328,6 +373,8 @@ export async function buildApp(
     requestTimeout: 0,
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // X-Forwarded-For is believed only from the configured proxies; otherwise the client is the socket peer.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     // Socket buffers of 1 MiB: a download's burst of decrypted segments is written with one vectored write
     // (src/server/send-body-stream.ts), and an upload reads up to this much ahead before pausing.
     http: { highWaterMark: SOCKET_BUFFER_BYTES },
@@ -371,6 +418,7 @@ export async function buildApp(
     authorizer: ctx.authorizer,
     audit: ctx.audit,
     recordProbes: config.audit.recordProbes,
+    clientFacts: clientFactsOf(config),
     stepUp: (principal, action) => {
       if (STEP_UP_ACTIONS.has(action))
         requireRecentMfa(principal, ctx.clock.now(), config.identity.stepUpMaxAgeSeconds, `\`${action}\``);
@@ -430,6 +478,7 @@ export async function buildApp(
       requireRecentMfa(principal, ctx.clock.now(), config.identity.stepUpMaxAgeSeconds, what),
   });
   await app.register(identityRoutes, { identity: ctx.identity, sso: ctx.sso, store: ctx.store });
+  await app.register(accessRoutes, { access: ctx.access });
   await app.register(auditRoutes, {
     store: ctx.rawStore,
     audit: ctx.audit,

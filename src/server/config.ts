@@ -217,6 +217,41 @@ const IdentityConfigSchema = z
   })
   .strict();
 
+/** Authorization (docs/authorization.md). */
+const AuthorizationConfigSchema = z
+  .object({
+    /** Decisions kept in the in-memory cache (least recently used evicted first); 0 turns it off. */
+    cacheSize: z.number().int().min(0).max(1_000_000).default(10_000),
+    elevation: z
+      .object({
+        /** The longest just-in-time elevation that can be asked for. */
+        maxDurationSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(7 * 86_400)
+          .default(8 * 3600),
+        /** A request not decided within this long expires. */
+        requestTtlSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 86_400)
+          .default(86_400),
+      })
+      .strict()
+      .default({ maxDurationSeconds: 8 * 3600, requestTtlSeconds: 86_400 }),
+    /**
+     * Device posture for policies (`context.devicePosture`): the value of this request header, accepted only
+     * when the connection comes from one of `trustedProxies` (the proxy sets it after checking the device).
+     */
+    devicePostureHeader: z
+      .string()
+      .regex(/^[a-z0-9-]{1,64}$/)
+      .optional(),
+  })
+  .strict();
+
 /**
  * Every setting with its default, in one schema (DESIGN.md section 9). Unknown keys are rejected, the result
  * is frozen, and values come from a JSON file, then `STRONGROOM_*` variables, then command-line flags.
@@ -237,6 +272,11 @@ export const ConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Addresses or CIDRs of reverse proxies whose X-Forwarded-For (and device posture header) is believed;
+     * the client address of every other connection is its socket peer.
+     */
+    trustedProxies: z.array(z.string().min(1)).default([]),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     limits: z
       .object({
@@ -287,6 +327,7 @@ export const ConfigSchema = z
       .default({ sessionTtlSeconds: 24 * 3600, gcIntervalSeconds: 600 }),
     audit: AuditConfigSchema.default(AuditConfigSchema.parse({})),
     identity: IdentityConfigSchema.default(IdentityConfigSchema.parse({})),
+    authorization: AuthorizationConfigSchema.default(AuthorizationConfigSchema.parse({})),
   })
   .strict();
 

@@ -5,7 +5,15 @@ import type { AuditActor, AuditCategory, AuditEventBody, AuditSeverity } from '.
 import { unavailable, type AuditLog } from '../audit/audit-log.js';
 import { runInScope, type AuditScope } from '../audit/audit-scope.js';
 import { StrongroomError, type ErrorCode } from '../core/errors.js';
-import type { Action, Authorizer, Decision, Principal, ResourceRef } from '../policy/authorizer.js';
+import type {
+  Action,
+  AuthorizationRecordKind,
+  Authorizer,
+  ClientFacts,
+  Decision,
+  Principal,
+  ResourceRef,
+} from '../policy/authorizer.js';
 import type { Authenticator } from './authenticator.js';
 import { mapError, problemBody } from './error-mapper.js';
 
@@ -26,6 +34,13 @@ declare module 'fastify' {
     audit: RequestAudit | undefined;
     /** The stable code of the error answered, set by the error and not-found handlers. */
     errorCode: ErrorCode | undefined;
+    /**
+     * Whether the caller may perform `action` on `resource` (the same authorizer and request facts as the
+     * route's own check): lists use it to show only what the caller may read. Set once authenticated.
+     */
+    can: (action: Action, resource: ResourceRef) => Promise<boolean>;
+    /** The client address and device posture the authorizer sees. */
+    client: ClientFacts;
   }
 }
 
@@ -62,12 +77,17 @@ export function installPipeline(
     recordProbes: boolean;
     /** Step-up: throws `mfa_required` when an allowed action needs a fresher second factor. */
     stepUp?: (principal: Principal, action: Action) => void;
+    /** The client address and device posture of a request (trusted-proxy configuration applied). */
+    clientFacts?: (request: FastifyRequest) => ClientFacts;
   },
 ): RouteDeclaration[] {
   const declarations: RouteDeclaration[] = [];
   app.decorateRequest('principal', undefined);
   app.decorateRequest('audit', undefined);
   app.decorateRequest('errorCode', undefined);
+  app.decorateRequest('client', undefined as unknown as ClientFacts);
+  app.decorateRequest('can', undefined as unknown as FastifyRequest['can']);
+  const clientFacts = deps.clientFacts ?? ((request: FastifyRequest) => ({ ip: request.ip }));
 
   app.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config ?? {};
@@ -131,8 +151,13 @@ export function installPipeline(
     const principal = request.principal;
     if (!principal || !action || !resource)
       throw new StrongroomError('unauthenticated', 'the request has no credentials');
+    const client = clientFacts(request);
+    request.client = client;
+    request.can = async (otherAction, otherResource) =>
+      (await deps.authorizer.authorize({ principal, action: otherAction, resource: otherResource, client }))
+        .decision === 'allow';
     const target = resource(request);
-    const decision = await deps.authorizer.authorize({ principal, action, resource: target });
+    const decision = await deps.authorizer.authorize({ principal, action, resource: target, client });
     if (request.audit) {
       request.audit.resource = target;
       request.audit.decision = decision;
@@ -146,6 +171,7 @@ export function installPipeline(
       principal,
       action: readActionFor(target),
       resource: target,
+      client,
     });
     if (visible.decision === 'deny' && target.kind !== 'organization') throw hidden(target);
     throw new StrongroomError('forbidden', `the policy does not allow \`${action}\` here`);
@@ -273,6 +299,8 @@ export function resourceName(resource: ResourceRef): string | null {
       return `${resource.project}/${resource.artifact}:${resource.version}`;
     case 'upload':
       return `upload/${resource.upload}`;
+    case 'record':
+      return `${resource.record}/${resource.id}`;
   }
 }
 
@@ -288,18 +316,26 @@ function readActionFor(resource: ResourceRef): Action {
       return 'version:read';
     case 'upload':
       return 'version:create';
+    case 'record':
+      return resource.record === 'elevation' ? 'elevation:read' : 'policy:read';
   }
 }
 
 function hidden(resource: ResourceRef): StrongroomError {
-  const codes: Record<ResourceRef['kind'], ErrorCode> = {
+  const codes: Record<Exclude<ResourceRef['kind'], 'record'>, ErrorCode> = {
     organization: 'forbidden',
     project: 'project_not_found',
     artifact: 'artifact_not_found',
     version: 'version_not_found',
     upload: 'upload_not_found',
   };
-  return new StrongroomError(codes[resource.kind], 'not found');
+  const records: Record<AuthorizationRecordKind, ErrorCode> = {
+    binding: 'binding_not_found',
+    policy: 'policy_not_found',
+    elevation: 'elevation_not_found',
+  };
+  const code = resource.kind === 'record' ? records[resource.record] : codes[resource.kind];
+  return new StrongroomError(code, 'not found');
 }
 
 /** Resource finders shared by the route files. */

@@ -1,6 +1,10 @@
 import type {
   Artifact,
   ArtifactKind,
+  ElevationRecord,
+  ElevationState,
+  PolicyRecord,
+  RoleBindingRecord,
   Group,
   ServiceAccount,
   Session,
@@ -23,6 +27,7 @@ import type {
 import type {
   ArtifactId,
   BlobId,
+  ElevationId,
   DataKeyId,
   GroupId,
   ProjectId,
@@ -121,6 +126,32 @@ export interface MetadataReader {
   getFederatedUser(provider: string, subject: string): Promise<UserId | undefined>;
   /** How many recovery codes the user has left. */
   countRecoveryCodes(userId: UserId): Promise<number>;
+
+  /** Every role binding, expired ones included, ordered by id (the authorizer compiles them all). */
+  listRoleBindings(): Promise<readonly RoleBindingRecord[]>;
+  getRoleBinding(id: string): Promise<RoleBindingRecord | undefined>;
+  /** Every custom policy, ordered by id. */
+  listPolicies(): Promise<readonly PolicyRecord[]>;
+  getPolicy(id: string): Promise<PolicyRecord | undefined>;
+  getElevation(id: ElevationId): Promise<ElevationRecord | undefined>;
+  /** Elevation requests, newest first, optionally only one state or one requester. */
+  listElevations(filter: ElevationFilter): Promise<readonly ElevationRecord[]>;
+}
+
+export interface ElevationFilter {
+  readonly state?: ElevationState;
+  readonly requesterId?: UserId;
+  readonly limit: number;
+}
+
+/** How a pending elevation request was closed. */
+export interface ElevationDecision {
+  readonly state: Exclude<ElevationState, 'pending'>;
+  readonly decidedBy: string;
+  readonly decidedAt: string;
+  readonly decisionReason: string | null;
+  readonly bindingId: string | null;
+  readonly grantExpiresAt: string | null;
 }
 
 export interface UserPatch {
@@ -302,6 +333,18 @@ export interface MetadataWriter extends MetadataReader {
   replaceRecoveryCodes(userId: UserId, hashes: readonly string[]): Promise<void>;
   /** Uses one code: true if it existed and was unused (then it is used up). */
   useRecoveryCode(userId: UserId, hash: string, at: string): Promise<boolean>;
+
+  /** Fails with `binding_exists` when the id is taken. */
+  insertRoleBinding(binding: RoleBindingRecord): Promise<void>;
+  /** True if the binding existed. */
+  deleteRoleBinding(id: string): Promise<boolean>;
+  /** Inserts the policy or replaces the one with its id (keeping its creation fields). */
+  upsertPolicy(policy: PolicyRecord): Promise<void>;
+  /** True if the policy existed. */
+  deletePolicy(id: string): Promise<boolean>;
+  insertElevation(elevation: ElevationRecord): Promise<void>;
+  /** Closes a request only while it is still pending: false when another decision came first. */
+  decideElevation(id: ElevationId, decision: ElevationDecision): Promise<boolean>;
 }
 
 export interface MetadataStore extends MetadataReader {

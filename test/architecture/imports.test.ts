@@ -21,7 +21,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   'storage/fs': ['core', 'storage/interfaces'],
   registry: ['core', 'crypto', 'storage/interfaces', 'audit'],
   identity: ['core', 'crypto', 'policy', 'storage/interfaces', 'audit'],
-  governance: ['core', 'crypto', 'policy', 'storage/interfaces', 'registry'],
+  governance: ['core', 'crypto', 'policy', 'storage/interfaces', 'registry', 'audit'],
   monitor: ['core', 'storage/interfaces'],
   client: ['core', 'api'],
   // `audit verify` and `audit proof` check exports and proofs offline, with the same verifier as the tests.

@@ -105,7 +105,7 @@ describe('built-in roles', () => {
         const granted = ROLE_ACTIONS[role];
         const cases: PolicyTestCase[] = [];
         for (const action of ACTIONS) {
-          for (const resource of RESOURCES[ACTION_RESOURCE_TYPE[action]] ?? []) {
+          for (const resource of [ACTION_RESOURCE_TYPE[action]].flat().flatMap((t) => RESOURCES[t] ?? [])) {
             const byRole = (granted === 'all' || granted.includes(action)) && inScope(scope, resource);
             const selfService = SELF_SERVICE_ACTIONS.includes(action);
             cases.push({

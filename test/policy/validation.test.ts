@@ -126,7 +126,7 @@ describe('updating policies', () => {
     } catch (err) {
       thrown = err;
     }
-    expect(isStrongroomError(thrown, 'invalid_request')).toBe(true);
+    expect(isStrongroomError(thrown, 'policy_invalid')).toBe(true);
     expect((thrown as Error).message).toContain('attribute `stag`');
     expect(a.version).toBe(1);
   });

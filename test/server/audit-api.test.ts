@@ -84,7 +84,7 @@ describe('every request is recorded', () => {
       actor: { id: 'bootstrap-admin', type: 'user', authMethod: 'bootstrap-token' },
       action: 'project:create',
       resource: null,
-      decision: { effect: 'allow', policies: ['bootstrap-admin'] },
+      decision: { effect: 'allow', policies: ['builtin:bootstrap-admin'] },
       outcome: 'succeeded',
       errorCode: null,
       severity: 'info',

@@ -233,14 +233,14 @@ describe('sessions and revocation (A6, A7, B6)', () => {
   it('a new user can do nothing until made an admin, and loses it on the next request (B6)', async () => {
     const gina = await enrol('gina');
     const call = as(gina.tokens.accessToken);
-    expect((await call('/api/v1/projects')).status).toBe(403);
+    expect((await call('/api/v1/users')).status).toBe(403);
     await json(
       await server.api('/api/v1/groups/admins/members', { method: 'POST', json: { principal: 'user:gina' } }),
       204,
     );
-    expect((await call('/api/v1/projects')).status).toBe(200);
+    expect((await call('/api/v1/users')).status).toBe(200);
     await json(await server.api('/api/v1/groups/admins/members/user:gina', { method: 'DELETE' }), 204);
-    expect((await call('/api/v1/projects')).status).toBe(403);
+    expect((await call('/api/v1/users')).status).toBe(403);
   });
 });
 
@@ -396,7 +396,7 @@ describe('step-up', () => {
   });
 });
 
-describe('the auditor role (interim: the auditors group)', () => {
+describe('the auditor role (the seeded `auditors` group binding)', () => {
   it('reads the audit log and nothing else; without it the audit log is refused', async () => {
     const jill = await enrol('jill');
     const call = as(jill.tokens.accessToken);
@@ -411,7 +411,7 @@ describe('the auditor role (interim: the auditors group)', () => {
     );
     expect((await call('/api/v1/audit/events?limit=1')).status).toBe(200);
     expect((await call('/api/v1/audit/checkpoint')).status).toBe(200);
-    expect((await call('/api/v1/projects')).status).toBe(403);
+    expect((await call('/api/v1/users')).status).toBe(403);
     expect((await call('/api/v1/audit/prune', { method: 'POST', json: { olderThanDays: 1 } })).status).toBe(
       403,
     );
@@ -471,9 +471,9 @@ describe('self-service', () => {
       await server.api('/api/v1/groups/admins/members', { method: 'POST', json: { principal: 'user:max' } }),
       204,
     );
-    expect((await as(max.tokens.accessToken)('/api/v1/projects')).status).toBe(200);
+    expect((await as(max.tokens.accessToken)('/api/v1/users')).status).toBe(200);
     await json(await server.api('/api/v1/groups/admins', { method: 'DELETE' }), 204);
-    expect((await as(max.tokens.accessToken)('/api/v1/projects')).status).toBe(403);
+    expect((await as(max.tokens.accessToken)('/api/v1/users')).status).toBe(403);
     await json(await server.api('/api/v1/groups', { method: 'POST', json: { name: 'admins' } }), 201);
   });
 });

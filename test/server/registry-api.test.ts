@@ -317,8 +317,10 @@ describe('uploads that go wrong leave nothing behind', () => {
       '/api/v1/projects/vision/artifacts/..%2fx/versions',
       '/api/v1/projects/vision/artifacts/resnet/versions/..%2f1.0.0',
     ]) {
+      // A name with a `/` can name nothing: refused before anything is looked up.
       const res = await server.api(path);
-      expect(res.status).toBe(404);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { code: string }).code).toBe('invalid_name');
     }
     const res = await server.api(
       '/api/v1/projects/vision/artifacts/resnet/versions/1.0.0/file?path=..%2F..%2Fstrongroom.db',

@@ -2,6 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   MAX_PAGE_SIZE,
   type Artifact,
+  type ElevationRecord,
+  type PolicyRecord,
+  type RoleBindingRecord,
   type Blob,
   type DataKey,
   type Project,
@@ -13,7 +16,7 @@ import {
   type VersionState,
 } from '../../src/core/domain.js';
 import { StrongroomError, type ErrorCode } from '../../src/core/errors.js';
-import { newId, type BlobId, type UploadId, type VersionId } from '../../src/core/ids.js';
+import { newId, type BlobId, type UploadId, type UserId, type VersionId } from '../../src/core/ids.js';
 import type { MetadataStore, MetadataWriter } from '../../src/storage/metadata-store.js';
 import { expectCode } from './expect-code.js';
 
@@ -612,6 +615,135 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
         expect(second.items.map((x) => x.name)).toEqual(['x3']);
         expect(second.next).toBeNull();
         expect(second.items[0]).toEqual(await store.getArtifact(a.id, 'x3'));
+      });
+    });
+
+    describe('role bindings, policies and elevations', () => {
+      const binding = (id: string, over: Partial<RoleBindingRecord> = {}): RoleBindingRecord => ({
+        id,
+        role: 'viewer',
+        principal: { type: 'Group', id: 'ml' },
+        scope: { type: 'Project', id: 'vision' },
+        expiresAt: null,
+        description: 'ml reads vision',
+        createdAt: at(1),
+        createdBy: 'usr_admin',
+        elevationId: null,
+        ...over,
+      });
+
+      it('a fresh store holds the admins and auditors group bindings', async () => {
+        const seeded = await store.listRoleBindings();
+        expect(seeded.map((b) => [b.id, b.role, b.principal.type, b.principal.id, b.scope.type])).toEqual([
+          ['admins', 'admin', 'Group', 'admins', 'Organization'],
+          ['auditors', 'auditor', 'Group', 'auditors', 'Organization'],
+        ]);
+      });
+
+      it('stores, lists in id order, refuses a taken id and deletes bindings', async () => {
+        const elevated = binding('z-elevated', {
+          principal: { type: 'User', id: 'usr_bob' },
+          scope: { type: 'Artifact', id: 'vision/resnet' },
+          expiresAt: at(9),
+          elevationId: newId('elevation'),
+        });
+        await write(async (tx) => {
+          await tx.insertRoleBinding(elevated);
+          await tx.insertRoleBinding(binding('b-viewers'));
+        });
+        expect((await store.listRoleBindings()).map((b) => b.id)).toEqual([
+          'admins',
+          'auditors',
+          'b-viewers',
+          'z-elevated',
+        ]);
+        expect(await store.getRoleBinding('z-elevated')).toEqual(elevated);
+        await expectCode(
+          write((tx) => tx.insertRoleBinding(binding('b-viewers'))),
+          'binding_exists',
+        );
+        expect(await write((tx) => tx.deleteRoleBinding('b-viewers'))).toBe(true);
+        expect(await write((tx) => tx.deleteRoleBinding('b-viewers'))).toBe(false);
+        expect(await store.getRoleBinding('b-viewers')).toBeUndefined();
+      });
+
+      it('upserts a policy keeping its creation fields, and deletes it', async () => {
+        const first: PolicyRecord = {
+          id: 'office-hours',
+          text: 'forbid (principal, action, resource) when { context.hourUtc < 6 };',
+          scope: { type: 'Project', id: 'vision' },
+          description: 'no night work',
+          createdAt: at(1),
+          createdBy: 'usr_admin',
+          updatedAt: at(1),
+          updatedBy: 'usr_admin',
+        };
+        await write((tx) => tx.upsertPolicy(first));
+        const second = {
+          ...first,
+          text: 'forbid (principal, action, resource);',
+          createdAt: at(5),
+          createdBy: 'x',
+          updatedAt: at(5),
+          updatedBy: 'usr_other',
+        };
+        await write((tx) => tx.upsertPolicy(second));
+        expect(await store.getPolicy('office-hours')).toEqual({
+          ...second,
+          createdAt: at(1),
+          createdBy: 'usr_admin',
+        });
+        expect((await store.listPolicies()).map((p) => p.id)).toEqual(['office-hours']);
+        expect(await write((tx) => tx.deletePolicy('office-hours'))).toBe(true);
+        expect(await write((tx) => tx.deletePolicy('office-hours'))).toBe(false);
+        expect(await store.listPolicies()).toEqual([]);
+      });
+
+      it('closes an elevation request once only, and filters the list', async () => {
+        const request = (requestedAt: string, requesterId = 'usr_bob'): ElevationRecord => ({
+          id: newId('elevation'),
+          requesterId: requesterId as UserId,
+          role: 'incident-responder',
+          scope: { type: 'Project', id: 'vision' },
+          durationSeconds: 3600,
+          reason: 'incident 42',
+          state: 'pending',
+          requestedAt,
+          requestExpiresAt: at(50),
+          decidedBy: null,
+          decidedAt: null,
+          decisionReason: null,
+          bindingId: null,
+          grantExpiresAt: null,
+        });
+        const older = request(at(1));
+        const newer = request(at(2), 'usr_carol');
+        await write(async (tx) => {
+          await tx.insertElevation(older);
+          await tx.insertElevation(newer);
+        });
+        expect(await store.getElevation(older.id)).toEqual(older);
+        const decision = {
+          state: 'approved' as const,
+          decidedBy: 'usr_alice',
+          decidedAt: at(3),
+          decisionReason: 'ok',
+          bindingId: `elevation-${older.id}`,
+          grantExpiresAt: at(4),
+        };
+        expect(await write((tx) => tx.decideElevation(older.id, decision))).toBe(true);
+        expect(await write((tx) => tx.decideElevation(older.id, { ...decision, state: 'denied' }))).toBe(
+          false,
+        );
+        expect(await store.getElevation(older.id)).toEqual({ ...older, ...decision });
+        expect((await store.listElevations({ limit: 10 })).map((e) => e.id)).toEqual([newer.id, older.id]);
+        expect((await store.listElevations({ state: 'pending', limit: 10 })).map((e) => e.id)).toEqual([
+          newer.id,
+        ]);
+        expect(
+          (await store.listElevations({ requesterId: 'usr_bob' as UserId, limit: 10 })).map((e) => e.id),
+        ).toEqual([older.id]);
+        expect(await store.listElevations({ limit: 1 })).toHaveLength(1);
       });
     });
 

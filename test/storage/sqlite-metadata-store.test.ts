@@ -197,6 +197,7 @@ describe('SqliteMetadataStore', () => {
         '0002_file_digests',
         '0003_audit',
         '0004_identity',
+        '0005_authorization',
       ]);
     } finally {
       raw.close();

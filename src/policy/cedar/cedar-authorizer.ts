@@ -160,6 +160,24 @@ export class CedarAuthorizer implements Authorizer {
     return this.#compiled.version;
   }
 
+  /** Check a candidate policy input exactly as `update` would, without installing it. */
+  check(input: PolicyInput): void {
+    this.#compile(input, this.#compiled.version);
+  }
+
+  /** The built-in roles a principal holds at a resource through unexpired bindings, at `now`. */
+  async rolesAt(principal: Principal, resource: ResourceRef): Promise<readonly string[]> {
+    const attributes = resource.kind === 'organization' ? {} : await this.#options.loadAttributes(resource);
+    const now = this.#clock.now();
+    const chain = resourceChain(this.#organization, resource, attributes);
+    const context = requestContext(principal, { ip: '127.0.0.1' }, now);
+    return this.#roles(
+      this.#compiled,
+      { principal, action: 'project:read', resource, attributes, context },
+      chain,
+    );
+  }
+
   /** Decide a request (the `Authorizer` seam), from the cache when the same inputs were decided before. */
   async authorize(request: AuthorizationRequest): Promise<Decision> {
     const input = await this.#load(request);
@@ -363,7 +381,7 @@ function checkCustomPolicies(policies: readonly CustomPolicy[]): void {
   if (policies.length === 0) return;
   const byId = Object.fromEntries(policies.map((p) => [customPolicyId(p), p.text]));
   const result = validatePolicies(byId);
-  if (!result.ok) throw new StrongroomError('invalid_request', `invalid policy: ${result.errors.join('; ')}`);
+  if (!result.ok) throw new StrongroomError('policy_invalid', `invalid policy: ${result.errors.join('; ')}`);
 }
 
 /**
@@ -374,14 +392,14 @@ function compileCustom(custom: CustomPolicy): CompiledPolicy {
   checkScope(`policy ${quote(custom.id)}`, custom.scope);
   const fail = (errors: readonly cedar.DetailedError[]) =>
     new StrongroomError(
-      'invalid_request',
+      'policy_invalid',
       `policy ${quote(custom.id)}: ${errors.map(formatCedarError).join('; ')}`,
     );
   const parts = cedar.policySetTextToParts(custom.text);
   if (parts.type === 'failure') throw fail(parts.errors);
   const [text] = parts.policies;
   if (text === undefined || parts.policies.length !== 1 || parts.policy_templates.length !== 0)
-    throw new StrongroomError('invalid_request', `policy ${quote(custom.id)} must hold exactly one policy`);
+    throw new StrongroomError('policy_invalid', `policy ${quote(custom.id)} must hold exactly one policy`);
   const scope = entityUid(custom.scope.type, custom.scope.id);
   const confined = `${text.replace(/;\s*$/, '')}\nwhen { resource in ${scope.type}::${JSON.stringify(scope.id)} };`;
   const json = cedar.policyToJson(confined);

@@ -61,8 +61,9 @@ export interface RequestEntities {
 }
 
 /**
- * Where `resource` sits, from the reference and the loaded attributes. An upload session is placed where its
- * attributes say (its version, artifact or project), or at the organization when they say nothing.
+ * Where `resource` sits, from the reference and the loaded attributes. An upload session or a stored record
+ * (binding, policy, elevation) is placed where its attributes say (its version, artifact or project), or at
+ * the organization when they say nothing.
  * Names containing `/` are refused: the separator of the composite ids must stay unambiguous.
  */
 export function resourceChain(
@@ -94,7 +95,7 @@ export function resourceChain(
 }
 
 function projectOf(resource: Exclude<ResourceRef, { kind: 'organization' }>, attributes: ResourceAttributes) {
-  return resource.kind === 'upload' ? attributes.project : resource.project;
+  return resource.kind === 'upload' || resource.kind === 'record' ? attributes.project : resource.project;
 }
 
 /**

@@ -30,9 +30,9 @@ const VIEW: readonly Action[] = [
 export const ROLE_ACTIONS: Readonly<Record<Role, readonly Action[] | 'all'>> = {
   viewer: VIEW,
   contributor: [...VIEW, 'artifact:create', 'artifact:update', 'version:create'],
-  approver: VIEW,
+  approver: [...VIEW, 'elevation:approve'],
   'incident-responder': VIEW,
-  auditor: ['audit:read'],
+  auditor: ['audit:read', 'policy:read', 'access:review'],
   admin: 'all',
 };
 

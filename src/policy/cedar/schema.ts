@@ -12,8 +12,10 @@ export type PrincipalType = 'User' | 'ServiceAccount';
 export type ResourceType = 'Organization' | 'Project' | 'Artifact' | 'Version';
 export type EntityType = PrincipalType | 'Group' | ResourceType;
 
+const SCOPES: readonly ResourceType[] = ['Organization', 'Project', 'Artifact'];
+
 /** The resource type each action is asked about (the `resourceOf` finders of the server routes). */
-export const ACTION_RESOURCE_TYPE: Readonly<Record<Action, ResourceType>> = {
+export const ACTION_RESOURCE_TYPE: Readonly<Record<Action, ResourceType | readonly ResourceType[]>> = {
   'session:read': 'Organization',
   'project:create': 'Organization',
   'project:list': 'Organization',
@@ -54,6 +56,13 @@ export const ACTION_RESOURCE_TYPE: Readonly<Record<Action, ResourceType>> = {
   'token:list': 'Organization',
   'token:revoke': 'Organization',
   'bootstrap:manage': 'Organization',
+  // Access is managed and reviewed at the scope a binding, policy or elevation applies to.
+  'policy:read': SCOPES,
+  'policy:manage': SCOPES,
+  'access:review': SCOPES,
+  'elevation:request': 'Organization',
+  'elevation:read': 'Organization',
+  'elevation:approve': SCOPES,
 };
 
 /** The fully qualified Cedar type name, `Strongroom::Project`. */
@@ -89,7 +98,7 @@ function actionsOfSchema(): Record<string, cedar.ActionType<string>> {
     actions[action] = {
       appliesTo: {
         principalTypes: [...PRINCIPAL_TYPES],
-        resourceTypes: [ACTION_RESOURCE_TYPE[action]],
+        resourceTypes: [ACTION_RESOURCE_TYPE[action]].flat(),
         context: { type: 'RequestContext' },
       },
     };

@@ -24,7 +24,7 @@ import {
   VersionParams,
   UPLOAD_OFFSET_HEADER,
 } from '../../api/schemas.js';
-import { DEFAULT_PAGE_SIZE, type PageRequest } from '../../core/domain.js';
+import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../core/domain.js';
 import { StrongroomError } from '../../core/errors.js';
 import type { Principal } from '../../policy/authorizer.js';
 import type { RegistryService } from '../../registry/registry-service.js';
@@ -46,6 +46,15 @@ const errors = { '4xx': { $ref: 'Problem#' }, '5xx': { $ref: 'Problem#' } } as c
 
 function page(query: { limit?: number | undefined; cursor?: string | undefined }): PageRequest {
   return { limit: query.limit ?? DEFAULT_PAGE_SIZE, after: decodeCursor(query.cursor) };
+}
+
+/**
+ * The items of a page the caller may read: a list never shows what a direct read would hide (B1). A page can
+ * come back shorter than its limit; its cursor still continues after the last stored item.
+ */
+async function visible<T>(found: Page<T>, allowed: (item: T) => Promise<boolean>): Promise<Page<T>> {
+  const keep = await Promise.all(found.items.map(allowed));
+  return { ...found, items: found.items.filter((_, i) => keep[i]) };
 }
 
 function principalOf(request: { principal: { id: string } | undefined }): string {
@@ -88,7 +97,13 @@ export async function registryRoutes(
       schema: { tags: ['projects'], querystring: PageQuery, response: { 200: ProjectPage, ...errors } },
       config: { action: 'project:list', resource: resourceOf.organization },
     },
-    async (request) => pageView(await registry.listProjects(page(request.query)), projectView),
+    async (request) => {
+      const found = await registry.listProjects(page(request.query));
+      return pageView(
+        await visible(found, (p) => request.can('project:read', { kind: 'project', project: p.name })),
+        projectView,
+      );
+    },
   );
 
   app.get(
@@ -137,7 +152,10 @@ export async function registryRoutes(
         request.params.project,
         page(request.query),
       );
-      return pageView(items, (a) => artifactView(project, a));
+      const shown = await visible(items, (a) =>
+        request.can('artifact:read', { kind: 'artifact', project: project.name, artifact: a.name }),
+      );
+      return pageView(shown, (a) => artifactView(project, a));
     },
   );
 
@@ -194,7 +212,15 @@ export async function registryRoutes(
         request.params.artifact,
         page(request.query),
       );
-      return pageView(found.page, (v) => versionView(found.project, found.artifact, v));
+      const shown = await visible(found.page, (v) =>
+        request.can('version:read', {
+          kind: 'version',
+          project: found.project.name,
+          artifact: found.artifact.name,
+          version: v.tag,
+        }),
+      );
+      return pageView(shown, (v) => versionView(found.project, found.artifact, v));
     },
   );
 

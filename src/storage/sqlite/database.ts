@@ -22,6 +22,9 @@ export interface Database {
   group_members: GroupMembersTable;
   service_accounts: ServiceAccountsTable;
   sessions: SessionsTable;
+  role_bindings: RoleBindingsTable;
+  policies: PoliciesTable;
+  elevations: ElevationsTable;
   tokens: TokensTable;
   recovery_codes: RecoveryCodesTable;
   federated_identities: FederatedIdentitiesTable;
@@ -230,4 +233,48 @@ export interface FederatedIdentitiesTable {
   subject: string;
   user_id: string;
   created_at: string;
+}
+
+export interface RoleBindingsTable {
+  id: string;
+  role: string;
+  principal_type: string;
+  principal_id: string;
+  scope_type: string;
+  scope_id: string;
+  expires_at: string | null;
+  description: string;
+  created_at: string;
+  created_by: string;
+  elevation_id: string | null;
+}
+
+export interface PoliciesTable {
+  id: string;
+  text: string;
+  scope_type: string;
+  scope_id: string;
+  description: string;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+export interface ElevationsTable {
+  id: string;
+  requester_id: string;
+  role: string;
+  scope_type: string;
+  scope_id: string;
+  duration_seconds: number;
+  reason: string;
+  state: string;
+  requested_at: string;
+  request_expires_at: string;
+  decided_by: string | null;
+  decided_at: string | null;
+  decision_reason: string | null;
+  binding_id: string | null;
+  grant_expires_at: string | null;
 }

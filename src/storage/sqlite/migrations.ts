@@ -310,6 +310,70 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  '0005_authorization': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('role_bindings')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('principal_type', 'text', (c) => c.notNull())
+        .addColumn('principal_id', 'text', (c) => c.notNull())
+        .addColumn('scope_type', 'text', (c) => c.notNull())
+        .addColumn('scope_id', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('elevation_id', 'text')
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema
+        .createTable('policies')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('text', 'text', (c) => c.notNull())
+        .addColumn('scope_type', 'text', (c) => c.notNull())
+        .addColumn('scope_id', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema
+        .createTable('elevations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('requester_id', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('scope_type', 'text', (c) => c.notNull())
+        .addColumn('scope_id', 'text', (c) => c.notNull())
+        .addColumn('duration_seconds', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'text', (c) => c.notNull())
+        .addColumn('request_expires_at', 'text', (c) => c.notNull())
+        .addColumn('decided_by', 'text')
+        .addColumn('decided_at', 'text')
+        .addColumn('decision_reason', 'text')
+        .addColumn('binding_id', 'text')
+        .addColumn('grant_expires_at', 'text')
+        .modifyEnd(sql`strict`)
+        .execute();
+      await db.schema.createIndex('elevations_requested').on('elevations').column('requested_at').execute();
+      // What the interim authorizer granted by group membership becomes two ordinary bindings, so an
+      // upgraded data directory keeps its administrators and auditors (docs/authorization.md).
+      const now = new Date().toISOString();
+      for (const [id, role, group] of [
+        ['admins', 'admin', 'admins'],
+        ['auditors', 'auditor', 'auditors'],
+      ] as const) {
+        await sql`insert into role_bindings (id, role, principal_type, principal_id, scope_type, scope_id,
+          expires_at, description, created_at, created_by, elevation_id)
+          values (${id}, ${role}, 'Group', ${group}, 'Organization', 'default', null,
+          ${`members of the ${group} group`}, ${now}, 'system', null)`.execute(db);
+      }
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

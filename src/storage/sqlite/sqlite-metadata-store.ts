@@ -41,12 +41,20 @@ import {
   type TokenRecord,
   type TokenScope,
   type User,
+  BINDING_PRINCIPAL_TYPES,
+  ELEVATION_STATES,
+  POLICY_SCOPE_TYPES,
+  type ElevationRecord,
+  type PolicyRecord,
+  type PolicyScope,
+  type RoleBindingRecord,
 } from '../../core/domain.js';
 import { StrongroomError, quote } from '../../core/errors.js';
 import type {
   ArtifactId,
   BlobId,
   DataKeyId,
+  ElevationId,
   GroupId,
   ProjectId,
   ServiceAccountId,
@@ -61,6 +69,8 @@ import type {
   AuditBoundary,
   AuditLogState,
   AuditQuery,
+  ElevationDecision,
+  ElevationFilter,
   MetadataReader,
   MetadataStore,
   MetadataWriter,
@@ -73,6 +83,9 @@ import type {
   AuditCheckpointsTable,
   AuditEventsTable,
   GroupsTable,
+  ElevationsTable,
+  PoliciesTable,
+  RoleBindingsTable,
   ServiceAccountsTable,
   SessionsTable,
   TokensTable,
@@ -655,6 +668,55 @@ class SqliteMetadataReader implements MetadataReader {
         .where('used_at', 'is', null)
         .executeTakeFirst();
       return Number(row?.n ?? 0);
+    });
+  }
+
+  listRoleBindings(): Promise<readonly RoleBindingRecord[]> {
+    return this.query('listRoleBindings', async (db) => {
+      const rows = await db.selectFrom('role_bindings').selectAll().orderBy('id').execute();
+      return rows.map(toRoleBinding);
+    });
+  }
+
+  getRoleBinding(id: string): Promise<RoleBindingRecord | undefined> {
+    return this.query('getRoleBinding', async (db) => {
+      const row = await db.selectFrom('role_bindings').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toRoleBinding(row);
+    });
+  }
+
+  listPolicies(): Promise<readonly PolicyRecord[]> {
+    return this.query('listPolicies', async (db) => {
+      const rows = await db.selectFrom('policies').selectAll().orderBy('id').execute();
+      return rows.map(toPolicy);
+    });
+  }
+
+  getPolicy(id: string): Promise<PolicyRecord | undefined> {
+    return this.query('getPolicy', async (db) => {
+      const row = await db.selectFrom('policies').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toPolicy(row);
+    });
+  }
+
+  getElevation(id: ElevationId): Promise<ElevationRecord | undefined> {
+    return this.query('getElevation', async (db) => {
+      const row = await db.selectFrom('elevations').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toElevation(row);
+    });
+  }
+
+  listElevations(filter: ElevationFilter): Promise<readonly ElevationRecord[]> {
+    return this.query('listElevations', async (db) => {
+      let q = db.selectFrom('elevations').selectAll();
+      if (filter.state !== undefined) q = q.where('state', '=', filter.state);
+      if (filter.requesterId !== undefined) q = q.where('requester_id', '=', filter.requesterId);
+      const rows = await q
+        .orderBy('requested_at', 'desc')
+        .orderBy('id')
+        .limit(positiveLimit(filter.limit))
+        .execute();
+      return rows.map(toElevation);
     });
   }
 }
@@ -1355,6 +1417,121 @@ class SqliteMetadataWriter extends SqliteMetadataReader implements MetadataWrite
       return result.numUpdatedRows === 1n;
     });
   }
+
+  insertRoleBinding(binding: RoleBindingRecord): Promise<void> {
+    return this.query(
+      'insertRoleBinding',
+      async (db) => {
+        await db
+          .insertInto('role_bindings')
+          .values({
+            id: binding.id,
+            role: binding.role,
+            principal_type: binding.principal.type,
+            principal_id: binding.principal.id,
+            scope_type: binding.scope.type,
+            scope_id: binding.scope.id,
+            expires_at: binding.expiresAt,
+            description: binding.description,
+            created_at: binding.createdAt,
+            created_by: binding.createdBy,
+            elevation_id: binding.elevationId,
+          })
+          .execute();
+      },
+      (target) =>
+        target === 'role_bindings.id'
+          ? new StrongroomError('binding_exists', `role binding ${quote(binding.id)} already exists`)
+          : undefined,
+    );
+  }
+
+  deleteRoleBinding(id: string): Promise<boolean> {
+    return this.query('deleteRoleBinding', async (db) => {
+      const result = await db.deleteFrom('role_bindings').where('id', '=', id).executeTakeFirst();
+      return result.numDeletedRows === 1n;
+    });
+  }
+
+  upsertPolicy(policy: PolicyRecord): Promise<void> {
+    return this.query('upsertPolicy', async (db) => {
+      await db
+        .insertInto('policies')
+        .values({
+          id: policy.id,
+          text: policy.text,
+          scope_type: policy.scope.type,
+          scope_id: policy.scope.id,
+          description: policy.description,
+          created_at: policy.createdAt,
+          created_by: policy.createdBy,
+          updated_at: policy.updatedAt,
+          updated_by: policy.updatedBy,
+        })
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet({
+            text: policy.text,
+            scope_type: policy.scope.type,
+            scope_id: policy.scope.id,
+            description: policy.description,
+            updated_at: policy.updatedAt,
+            updated_by: policy.updatedBy,
+          }),
+        )
+        .execute();
+    });
+  }
+
+  deletePolicy(id: string): Promise<boolean> {
+    return this.query('deletePolicy', async (db) => {
+      const result = await db.deleteFrom('policies').where('id', '=', id).executeTakeFirst();
+      return result.numDeletedRows === 1n;
+    });
+  }
+
+  insertElevation(elevation: ElevationRecord): Promise<void> {
+    return this.query('insertElevation', async (db) => {
+      await db
+        .insertInto('elevations')
+        .values({
+          id: elevation.id,
+          requester_id: elevation.requesterId,
+          role: elevation.role,
+          scope_type: elevation.scope.type,
+          scope_id: elevation.scope.id,
+          duration_seconds: elevation.durationSeconds,
+          reason: elevation.reason,
+          state: elevation.state,
+          requested_at: elevation.requestedAt,
+          request_expires_at: elevation.requestExpiresAt,
+          decided_by: elevation.decidedBy,
+          decided_at: elevation.decidedAt,
+          decision_reason: elevation.decisionReason,
+          binding_id: elevation.bindingId,
+          grant_expires_at: elevation.grantExpiresAt,
+        })
+        .execute();
+    });
+  }
+
+  decideElevation(id: ElevationId, decision: ElevationDecision): Promise<boolean> {
+    return this.query('decideElevation', async (db) => {
+      const result = await db
+        .updateTable('elevations')
+        .set({
+          state: decision.state,
+          decided_by: decision.decidedBy,
+          decided_at: decision.decidedAt,
+          decision_reason: decision.decisionReason,
+          binding_id: decision.bindingId,
+          grant_expires_at: decision.grantExpiresAt,
+        })
+        .where('id', '=', id)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      return result.numUpdatedRows === 1n;
+    });
+  }
 }
 
 interface TransactionState {
@@ -1828,5 +2005,58 @@ function toToken(r: Selectable<TokensTable>): TokenRecord {
     createdBy: r.created_by,
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
+  };
+}
+
+function toScope(type: string, id: string): PolicyScope {
+  return { type: member(POLICY_SCOPE_TYPES, type, 'scope_type'), id };
+}
+
+function toRoleBinding(r: Selectable<RoleBindingsTable>): RoleBindingRecord {
+  return {
+    id: r.id,
+    role: r.role,
+    principal: {
+      type: member(BINDING_PRINCIPAL_TYPES, r.principal_type, 'principal_type'),
+      id: r.principal_id,
+    },
+    scope: toScope(r.scope_type, r.scope_id),
+    expiresAt: r.expires_at,
+    description: r.description,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    elevationId: r.elevation_id as ElevationId | null,
+  };
+}
+
+function toPolicy(r: Selectable<PoliciesTable>): PolicyRecord {
+  return {
+    id: r.id,
+    text: r.text,
+    scope: toScope(r.scope_type, r.scope_id),
+    description: r.description,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    updatedAt: r.updated_at,
+    updatedBy: r.updated_by,
+  };
+}
+
+function toElevation(r: Selectable<ElevationsTable>): ElevationRecord {
+  return {
+    id: r.id as ElevationId,
+    requesterId: r.requester_id as UserId,
+    role: r.role,
+    scope: toScope(r.scope_type, r.scope_id),
+    durationSeconds: r.duration_seconds,
+    reason: r.reason,
+    state: member(ELEVATION_STATES, r.state, 'state'),
+    requestedAt: r.requested_at,
+    requestExpiresAt: r.request_expires_at,
+    decidedBy: r.decided_by,
+    decidedAt: r.decided_at,
+    decisionReason: r.decision_reason,
+    bindingId: r.binding_id,
+    grantExpiresAt: r.grant_expires_at,
   };
 }
