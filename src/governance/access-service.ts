@@ -452,7 +452,7 @@ export class AccessService implements Authorizer {
       });
     grants.push({
       principal: { type: 'User', id: BOOTSTRAP_ADMIN },
-      principalName: 'the bootstrap token, while enabled',
+      principalName: BOOTSTRAP_ADMIN,
       source: 'builtin:bootstrap-admin',
       role: null,
       scope: { type: 'Organization', id: ORGANIZATION },
