@@ -222,6 +222,8 @@ export interface Session {
   readonly authMethod: string;
   /** When the user last proved a second factor in this session (login or step-up). */
   readonly mfaAt: string | null;
+  /** The device posture the identity provider asserted at sign-in (single sign-on only). */
+  readonly devicePosture: string | null;
   readonly createdAt: string;
   readonly expiresAt: string;
   readonly revokedAt: string | null;

@@ -97,6 +97,7 @@ export class IdentityAuthenticator {
       link = link.parentId ? await this.store.getTokenById(link.parentId) : undefined;
     }
     let mfaAt: string | null = null;
+    let devicePosture: string | null = null;
     let authMethod =
       token.kind === 'api' ? 'api-token' : token.kind === 'federated' ? 'workload-federation' : '';
     let name: string;
@@ -109,6 +110,7 @@ export class IdentityAuthenticator {
         if (!session || session.revokedAt !== null || Date.parse(session.expiresAt) <= now) throw invalid();
         until = Math.min(until, Date.parse(session.expiresAt));
         mfaAt = session.mfaAt;
+        devicePosture = session.devicePosture;
         authMethod = session.authMethod;
       }
     } else {
@@ -125,6 +127,7 @@ export class IdentityAuthenticator {
       tokenId: token.id,
       ...(token.sessionId !== null ? { sessionId: token.sessionId } : {}),
       mfaAt,
+      ...(devicePosture === null ? {} : { devicePosture }),
       scope: token.scope,
       environment: token.environment,
     };

@@ -371,12 +371,14 @@ export class IdentityService {
     user: User,
     authMethod: string,
     mfa = true,
+    devicePosture: string | null = null,
   ): Promise<SessionTokens> {
     const session: Session = {
       id: newId('session'),
       userId: user.id,
       authMethod,
       mfaAt: mfa ? this.at() : null,
+      devicePosture,
       createdAt: this.at(),
       expiresAt: this.at(this.options.refreshTokenTtlSeconds),
       revokedAt: null,
@@ -550,6 +552,7 @@ export class IdentityService {
       email: string | null;
       name: string | null;
       groups: readonly string[];
+      devicePosture?: string | null;
     },
     options: {
       groupMapping: Readonly<Record<string, string>>;
@@ -579,7 +582,7 @@ export class IdentityService {
     });
     return this.store.transaction(async (tx) => {
       await this.syncIdpGroups(tx, user.id, identity.provider, identity.groups, options.groupMapping);
-      return this.startSession(tx, user, method, options.mfaAsserted);
+      return this.startSession(tx, user, method, options.mfaAsserted, identity.devicePosture ?? null);
     });
   }
 

@@ -19,6 +19,11 @@ export interface OidcProviderConfig {
   readonly scopes?: readonly string[];
   /** The claim holding the user's groups; default `groups`. */
   readonly groupsClaim?: string;
+  /**
+   * A device posture claim (for example `device_posture`), read from the signed ID token only (never from
+   * UserInfo): what the provider asserts about the device the user signed in from, for policies.
+   */
+  readonly devicePostureClaim?: string;
   /** ID token signature algorithms accepted; default `RS256`, `ES256`. */
   readonly algorithms?: readonly string[];
 }
@@ -32,6 +37,8 @@ export interface OidcIdentity {
   readonly email: string | null;
   readonly name: string | null;
   readonly groups: readonly string[];
+  /** The device posture the signed ID token asserts (`devicePostureClaim`); null when not configured or absent. */
+  readonly devicePosture: string | null;
 }
 
 /** What `beginLogin` hands back: redirect the browser, keep the rest in the login session for the callback. */
@@ -213,6 +220,7 @@ export class OidcClient {
       email: emailOf(claims),
       name: stringClaim(claims, 'name') ?? stringClaim(claims, 'preferred_username') ?? null,
       groups: groupsOf(claims[this.#config.groupsClaim ?? 'groups']),
+      devicePosture: devicePostureOf(token.claims, this.#config.devicePostureClaim),
     });
   }
 
@@ -364,4 +372,11 @@ function endpointsOf(
     issParameter: metadata.authorization_response_iss_parameter_supported === true,
     clientAuth,
   };
+}
+
+/** A short string claim of the signed ID token, or null. */
+function devicePostureOf(claims: Readonly<Record<string, unknown>>, name: string | undefined): string | null {
+  if (name === undefined) return null;
+  const value = claims[name];
+  return typeof value === 'string' && value.length > 0 && value.length <= 128 ? value : null;
 }

@@ -93,6 +93,8 @@ export interface Principal {
   readonly scope?: TokenScope | null;
   /** The environment a service account (and its tokens) is bound to. */
   readonly environment?: Environment | null;
+  /** The device posture the identity provider asserted when this session signed in. */
+  readonly devicePosture?: string | null;
 }
 
 export interface AuthorizationRequest {

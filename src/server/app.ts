@@ -268,6 +268,7 @@ function buildSso(
         ...(secret ? { clientSecret: secret } : {}),
         ...(p.scopes ? { scopes: p.scopes } : {}),
         ...(p.groupsClaim ? { groupsClaim: p.groupsClaim } : {}),
+        ...(p.devicePostureClaim ? { devicePostureClaim: p.devicePostureClaim } : {}),
         ...(p.algorithms ? { algorithms: p.algorithms } : {}),
       },
       policy,
@@ -316,14 +317,17 @@ function clientFactsOf(config: Config): (request: FastifyRequest) => ClientFacts
   const header = config.authorization.devicePostureHeader;
   return (request) => {
     const ip = unmapped(request.ip);
-    if (header === undefined) return { ip };
+    // The identity provider's signed claim from the session's sign-in, unless a trusted proxy says otherwise.
+    const claimed = request.principal?.devicePosture ?? undefined;
+    const fallback = claimed === undefined ? { ip } : { ip, devicePosture: claimed };
+    if (header === undefined) return fallback;
     const peer = request.socket.remoteAddress && unmapped(request.socket.remoteAddress);
     const value = request.headers[header];
     const trusted =
       peer !== undefined &&
       proxies.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4') &&
       typeof value === 'string';
-    return trusted ? { ip, devicePosture: value.slice(0, 128) } : { ip };
+    return trusted ? { ip, devicePosture: value.slice(0, 128) } : fallback;
   };
 }
 

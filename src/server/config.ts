@@ -166,6 +166,8 @@ const IdentityConfigSchema = z
               .optional(),
             scopes: z.array(z.string().min(1)).optional(),
             groupsClaim: z.string().min(1).optional(),
+            /** A device posture claim of the signed ID token, passed to policies (docs/authorization.md). */
+            devicePostureClaim: z.string().min(1).max(64).optional(),
             algorithms: z.array(z.string().min(1)).optional(),
             groupMapping: z.record(z.string(), z.string()).default({}),
             autoCreateUsers: z.boolean().default(true),

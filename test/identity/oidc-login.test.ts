@@ -120,6 +120,7 @@ describe('OpenID Connect login against a real oidc-provider', () => {
       email: 'alice@corp.example',
       name: 'Alice Liddell',
       groups: ['ml-admins', 'readers'],
+      devicePosture: null,
     });
     expect(identityKey(identity)).toBe('corp:alice');
   });
@@ -140,6 +141,7 @@ describe('OpenID Connect login against a real oidc-provider', () => {
       subject: 'bob',
       email: 'bob@corp.example',
       groups: [],
+      devicePosture: null,
     });
   });
 

@@ -239,6 +239,20 @@ unless { context.ip.isInRange(ip("10.0.0.0/8")) };`;
     expect((await viewer(path)).status).toBe(200);
   });
 
+  it('no custom policy can lock administrators out of managing access', async () => {
+    await json(
+      await server.api('/api/v1/policy/policies/lock-everything', {
+        method: 'PUT',
+        json: { text: 'forbid (principal, action, resource);', scope: 'project:speech' },
+      }),
+      200,
+    );
+    expect((await server.api('/api/v1/projects/speech')).status).toBe(404);
+    expect((await server.api('/api/v1/policy/policies?scope=project:speech')).status).toBe(200);
+    await json(await server.api('/api/v1/policy/policies/lock-everything', { method: 'DELETE' }), 204);
+    expect((await server.api('/api/v1/projects/speech')).status).toBe(200);
+  });
+
   it('policy tests run against the policies in force, naming principals by name', async () => {
     const report = await json<{
       passed: number;

@@ -17,6 +17,7 @@ import { startTokenIssuer, type TokenIssuer } from '../support/token-issuer.js';
  */
 let corp: RunningOidcProvider;
 let other: RunningOidcProvider;
+let devices: RunningOidcProvider;
 let ci: TokenIssuer;
 let server: TestServer;
 
@@ -36,6 +37,15 @@ beforeAll(async () => {
     clients: [{ client_id: 'strongroom', client_secret: 'other-secret', redirect_uris: [redirect] }],
     accounts,
   });
+  // A provider that asserts the device's posture in the signed ID token.
+  devices = await startOidcProvider({
+    clients: [{ client_id: 'strongroom', client_secret: 'device-secret', redirect_uris: [redirect] }],
+    accounts: {
+      carol: { sub: 'd-1', email: 'carol@corp.example', devicePosture: 'managed' },
+      dave: { sub: 'd-2', email: 'dave@corp.example', devicePosture: 'byod' },
+    },
+    claimsInIdToken: true,
+  });
   ci = await startTokenIssuer(['RS256']);
   server = await startTestServer({
     config: {
@@ -53,6 +63,14 @@ beforeAll(async () => {
             groupMapping: { 'ml-admins': 'admins' },
           },
           { id: 'other', issuer: other.issuer, clientId: 'strongroom', clientSecretEnv: 'OTHER_SECRET' },
+          {
+            id: 'devices',
+            issuer: devices.issuer,
+            clientId: 'strongroom',
+            clientSecretEnv: 'DEVICE_SECRET',
+            scopes: ['openid', 'email', 'device'],
+            devicePostureClaim: 'device_posture',
+          },
         ],
         federation: {
           issuers: [{ issuer: ci.issuer, audiences: ['strongroom'], algorithms: ['RS256'] }],
@@ -70,7 +88,7 @@ beforeAll(async () => {
         },
       },
     },
-    env: { CORP_SECRET: 'corp-secret', OTHER_SECRET: 'other-secret' },
+    env: { CORP_SECRET: 'corp-secret', OTHER_SECRET: 'other-secret', DEVICE_SECRET: 'device-secret' },
   });
   await server.api('/api/v1/groups', { method: 'POST', json: { name: 'admins' } });
   await server.api('/api/v1/projects', { method: 'POST', json: { name: 'vision' } });
@@ -85,6 +103,7 @@ afterAll(async () => {
   await server?.close();
   await corp?.close();
   await other?.close();
+  await devices?.close();
   await ci?.close();
 });
 
@@ -151,6 +170,41 @@ describe('single sign-on (OIDC authorization code + PKCE)', () => {
     const b = await whoami(fromOther.accessToken);
     expect(a.principal).not.toBe(b.principal);
     expect(b.groups).toEqual([]); // the other provider maps no groups
+  });
+
+  it("the provider's signed device posture claim reaches policies for the whole session", async () => {
+    const signIn = async (account: string) => {
+      const flow = await ssoLogin('devices', devices, account);
+      const tokens = (await (await flow.poll()).json()) as { accessToken: string };
+      return { token: tokens.accessToken, me: await whoami(tokens.accessToken) };
+    };
+    const carol = await signIn('carol');
+    const dave = await signIn('dave');
+    for (const who of [carol, dave]) {
+      const res = await server.api('/api/v1/policy/bindings', {
+        method: 'POST',
+        json: { role: 'viewer', principal: `user:${who.me.name}`, scope: 'project:vision' },
+      });
+      expect(res.status).toBe(201);
+    }
+    const put = await server.api('/api/v1/policy/policies/managed-only', {
+      method: 'PUT',
+      json: {
+        scope: 'project:vision',
+        text: 'forbid (principal, action, resource) unless { context has devicePosture && context.devicePosture == "managed" };',
+      },
+    });
+    expect(put.status).toBe(200);
+    const read = (token: string) =>
+      fetch(`${server.url}/api/v1/projects/vision`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await read(carol.token)).status).toBe(200);
+    expect((await read(dave.token)).status).toBe(404);
+    // A header is no substitute for the claim: no proxy is trusted here.
+    const forged = await fetch(`${server.url}/api/v1/projects/vision`, {
+      headers: { authorization: `Bearer ${dave.token}`, 'x-device-posture': 'managed' },
+    });
+    expect(forged.status).toBe(404);
+    expect((await server.api('/api/v1/policy/policies/managed-only', { method: 'DELETE' })).status).toBe(204);
   });
 
   it('sign-ins are audited as authentication events naming the provider', async () => {

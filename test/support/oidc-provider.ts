@@ -18,6 +18,8 @@ export interface TestAccount {
   readonly email?: string;
   readonly name?: string;
   readonly groups?: readonly string[];
+  /** Released as `device_posture` with the `device` scope. */
+  readonly devicePosture?: string;
 }
 
 export interface OidcProviderOptions {
@@ -158,7 +160,13 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<R
     adapter: isolatedAdapter(),
     jwks: { keys: [{ ...signingKey, kid: 'provider-rs256', alg: 'RS256', use: 'sig' }] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+      groups: ['groups'],
+      device: ['device_posture'],
+    },
     conformIdTokenClaims: options.claimsInIdToken !== true,
     pkce: { required: () => true },
     ttl: {
@@ -181,6 +189,7 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<R
           ...(account.email === undefined ? {} : { email: account.email, email_verified: true }),
           ...(account.name === undefined ? {} : { name: account.name }),
           ...(account.groups === undefined ? {} : { groups: [...account.groups] }),
+          ...(account.devicePosture === undefined ? {} : { device_posture: account.devicePosture }),
         }),
       };
     },

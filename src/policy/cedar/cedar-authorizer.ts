@@ -113,6 +113,8 @@ interface Prepared {
 }
 
 const DEFAULT_CACHE_SIZE = 10_000;
+/** Actions only roles decide: custom policies are confined away from them (see `compileCustom`). */
+export const MANAGEMENT_ACTIONS: readonly Action[] = ['policy:read', 'policy:manage'];
 let instances = 0;
 
 /** The policy id of a custom policy, as it appears in decision reasons. */
@@ -386,7 +388,8 @@ function checkCustomPolicies(policies: readonly CustomPolicy[]): void {
 
 /**
  * One custom policy, confined to its scope by an added `when { resource in <scope> }`: a project's or an
- * artifact's policy can only ever decide inside it, even when its own constraints are broader.
+ * artifact's policy can only ever decide inside it, even when its own constraints are broader. It is also kept
+ * away from `policy:read` and `policy:manage`, which only roles decide.
  */
 function compileCustom(custom: CustomPolicy): CompiledPolicy {
   checkScope(`policy ${quote(custom.id)}`, custom.scope);
@@ -401,7 +404,10 @@ function compileCustom(custom: CustomPolicy): CompiledPolicy {
   if (text === undefined || parts.policies.length !== 1 || parts.policy_templates.length !== 0)
     throw new StrongroomError('policy_invalid', `policy ${quote(custom.id)} must hold exactly one policy`);
   const scope = entityUid(custom.scope.type, custom.scope.id);
-  const confined = `${text.replace(/;\s*$/, '')}\nwhen { resource in ${scope.type}::${JSON.stringify(scope.id)} };`;
+  // Guardrail: no custom policy decides who reads or manages access itself (roles do), so a careless forbid
+  // can never lock the administrators out of the policy that needs fixing.
+  const managed = MANAGEMENT_ACTIONS.map((x) => `${cedarType('Action')}::"${x}"`).join(', ');
+  const confined = `${text.replace(/;\s*$/, '')}\nwhen { resource in ${scope.type}::${JSON.stringify(scope.id)} }\nunless { action in [${managed}] };`;
   const json = cedar.policyToJson(confined);
   if (json.type === 'failure') throw fail(json.errors);
   return { policy: confined, json: json.json };

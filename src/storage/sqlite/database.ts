@@ -199,6 +199,7 @@ export interface SessionsTable {
   user_id: string;
   auth_method: string;
   mfa_at: string | null;
+  device_posture: string | null;
   created_at: string;
   expires_at: string;
   revoked_at: string | null;

@@ -360,6 +360,8 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .modifyEnd(sql`strict`)
         .execute();
       await db.schema.createIndex('elevations_requested').on('elevations').column('requested_at').execute();
+      // What the identity provider asserted about the device at single sign-on, for policies.
+      await db.schema.alterTable('sessions').addColumn('device_posture', 'text').execute();
       // What the interim authorizer granted by group membership becomes two ordinary bindings, so an
       // upgraded data directory keeps its administrators and auditors (docs/authorization.md).
       const now = new Date().toISOString();
