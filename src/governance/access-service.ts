@@ -13,6 +13,7 @@ import { StrongroomError, quote } from '../core/errors.js';
 import { newId, parseId, type ServiceAccountId, type UserId } from '../core/ids.js';
 import {
   BOOTSTRAP_ADMIN,
+  POLICY_REVISION_SETTING,
   SELF_SERVICE_ACTIONS,
   UNKNOWN_CLIENT,
   type Action,
@@ -57,8 +58,6 @@ import type { MetadataReader, MetadataStore, MetadataWriter } from '../storage/m
  * shares the store. Just-in-time elevation: a user asks for a role at a scope for a while, with a reason;
  * someone else holding `elevation:approve` there approves it, which creates an expiring binding.
  */
-export const POLICY_REVISION_SETTING = 'policy.revision';
-
 /** The organization every binding and policy at the top scope names. */
 export const ORGANIZATION = 'default';
 

@@ -131,6 +131,12 @@ export interface Authorizer {
 
 export const BOOTSTRAP_ADMIN = 'bootstrap-admin';
 
+/**
+ * The setting every change to role bindings or custom policies increments in its transaction: each server
+ * instance compares it before deciding and reloads when it moved (docs/authorization.md, "Invalidation").
+ */
+export const POLICY_REVISION_SETTING = 'policy.revision';
+
 /** What every authenticated principal may do for itself (also the Cedar built-in self-service policy). */
 export const SELF_SERVICE_ACTIONS: readonly Action[] = [
   'session:read',

@@ -475,6 +475,17 @@ describe('self-service', () => {
     await json(await server.api('/api/v1/groups/admins', { method: 'DELETE' }), 204);
     expect((await as(max.tokens.accessToken)('/api/v1/users')).status).toBe(403);
     await json(await server.api('/api/v1/groups', { method: 'POST', json: { name: 'admins' } }), 201);
+    // Its role binding went with it: a group created again under the same name grants nothing.
+    await json(
+      await server.api('/api/v1/groups/admins/members', { method: 'POST', json: { principal: 'user:max' } }),
+      204,
+    );
+    expect((await as(max.tokens.accessToken)('/api/v1/users')).status).toBe(403);
+    const bindings = await json<{ items: { id: string }[] }>(
+      await server.api('/api/v1/policy/bindings'),
+      200,
+    );
+    expect(bindings.items.map((b) => b.id)).not.toContain('admins');
   });
 });
 
