@@ -648,6 +648,10 @@ const AccessPrincipal = Type.String({
   pattern: '^(user|sa|group):[A-Za-z0-9._@-]{1,128}$',
   description: '`user:NAME`, `sa:NAME` or `group:NAME`',
 });
+const PersonOrService = Type.String({
+  pattern: '^(user|sa):[A-Za-z0-9._@-]{1,128}$',
+  description: '`user:NAME` or `sa:NAME`',
+});
 const RoleName = Type.String({
   minLength: 1,
   maxLength: 64,
@@ -738,7 +742,7 @@ const ExplainContext = Type.Object(
 );
 export const ExplainBody = Type.Object(
   {
-    principal: AccessPrincipal,
+    principal: PersonOrService,
     action: ActionName,
     resource: Type.String({
       minLength: 1,
@@ -788,7 +792,9 @@ export const PolicyTestView = Type.Object({
 export type PolicyTestView = Static<typeof PolicyTestView>;
 
 const AccessGrantView = Type.Object({
-  principal: Type.String({ description: '`user:NAME`, `sa:NAME`, `group:NAME`, or `*` for everyone' }),
+  principal: Type.String({
+    description: '`user:NAME`, `sa:NAME`, `group:NAME`, `*` (everyone) or `bootstrap-token`',
+  }),
   principalId: Type.String(),
   source: Type.String({ description: '`binding:<id>` or `builtin:<name>`' }),
   role: Nullable(Type.String()),
@@ -812,7 +818,7 @@ export const WhoCanView = Type.Object({
   }),
 });
 export type WhoCanView = Static<typeof WhoCanView>;
-export const AccessOfQuery = Type.Object({ principal: AccessPrincipal }, strict);
+export const AccessOfQuery = Type.Object({ principal: PersonOrService }, strict);
 export const AccessOfView = Type.Object({
   principal: Type.String(),
   principalId: Type.String(),
@@ -860,7 +866,10 @@ export const ElevationView = Type.Object({
 export type ElevationView = Static<typeof ElevationView>;
 export const ElevationList = Type.Object({ items: Type.Array(ElevationView) });
 export type ElevationList = Static<typeof ElevationList>;
-export const ElevationParams = Type.Object({ elevation: Type.String({ maxLength: 64 }) }, strict);
+export const ElevationParams = Type.Object(
+  { elevation: Type.String({ pattern: '^elv_[0-9a-f]{32}$', description: 'an elevation id, `elv_...`' }) },
+  strict,
+);
 export const ElevationListQuery = Type.Object({ status: Type.Optional(ElevationStatusSchema) }, strict);
 export const DecideElevationBody = Type.Object(
   { reason: Type.Optional(Type.String({ maxLength: 500 })) },

@@ -96,11 +96,11 @@ export function exitCodeFor(err: unknown): ExitCode {
 export const EXIT_CODES_HELP = `
 Exit codes:
   0  success
-  1  unexpected error
+  1  unexpected error, or a \`policy test\` case failed
   2  usage error or invalid input
   3  not found
   4  conflict (already exists, upload offset mismatch, upload incomplete, local file exists)
-  5  unauthenticated or forbidden
+  5  unauthenticated or forbidden, or \`policy explain\` decided deny
   6  integrity failure (digest or size mismatch, integrity_error, a pulled file failed verification)
   7  cannot reach the server (connection failed, timed out, server not ready)
 `;

@@ -1,5 +1,4 @@
 import { Option, type Command } from 'commander';
-import { readFile, stat } from 'node:fs/promises';
 import { ConnectionError } from '../client/connection-error.js';
 import { ARTIFACT_KINDS, SENSITIVITIES, type ArtifactKind, type Sensitivity } from '../core/domain.js';
 import { quote } from '../core/errors.js';
@@ -9,6 +8,7 @@ import { withCommonOptions, wholeNumber } from './common-options.js';
 import { connect, type CommonOptions } from './credentials.js';
 import { Output } from './output.js';
 import { progressBarFor } from './progress-bar.js';
+import { readTextFile } from './read-input.js';
 import { printVersionSummary } from './show-command.js';
 import { UsageError } from './usage-error.js';
 
@@ -26,17 +26,7 @@ const MAX_METADATA_FILE_BYTES = 16 * 1024 * 1024;
 
 /** Read `--metadata FILE.json`: it must parse as a JSON object, checked before any request is made. */
 export async function readMetadataFile(file: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    if ((await stat(file)).size > MAX_METADATA_FILE_BYTES)
-      throw new UsageError(`metadata file ${quote(file)} is too large`);
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(
-      `cannot read metadata file ${quote(file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
+  const text = await readTextFile(file, 'metadata file', MAX_METADATA_FILE_BYTES);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -4,15 +4,20 @@ import { ConnectionError } from '../client/connection-error.js';
 import { CLIENT_VERSION } from '../client/strongroom-client.js';
 import type { CliIo } from './cli-io.js';
 import { EXIT_CODES, EXIT_CODES_HELP, errorCodeOf, exitCodeFor, type ExitCode } from './exit-codes.js';
+import { registerAccessCommands } from './access-command.js';
 import { registerAuditCommands } from './audit-command.js';
+import { registerElevationCommands } from './elevation-command.js';
 import { registerGroupCommands } from './group-command.js';
 import { registerKeysCommands } from './keys-command.js';
 import { registerLoginCommands } from './login-command.js';
 import { registerLsCommand } from './ls-command.js';
+import { NegativeAnswer } from './negative-answer.js';
 import { terminalSafe } from './output.js';
+import { registerPolicyCommands } from './policy-command.js';
 import { registerProjectCommands } from './project-command.js';
 import { registerPullCommand } from './pull-command.js';
 import { registerPushCommand } from './push-command.js';
+import { registerRoleCommands } from './role-command.js';
 import { registerServiceAccountCommands } from './sa-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerShowCommand } from './show-command.js';
@@ -44,6 +49,10 @@ export function buildProgram(io: CliIo): Command {
   registerGroupCommands(program, io);
   registerServiceAccountCommands(program, io);
   registerTokenCommands(program, io);
+  registerRoleCommands(program, io);
+  registerPolicyCommands(program, io);
+  registerAccessCommands(program, io);
+  registerElevationCommands(program, io);
   return program;
 }
 
@@ -96,6 +105,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
   } catch (err) {
     // Commander has already printed its message (unknown option, missing argument) or the help text.
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
+    if (err instanceof NegativeAnswer) return err.exitCode;
     reportError(io, err, json);
     return exitCodeFor(err);
   }

@@ -1,8 +1,8 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { CreateTokenBody, IssuedTokenView, TokenView } from '../api/schemas.js';
 import { parseProjectName } from '../core/names.js';
 import type { CliIo } from './cli-io.js';
-import { withCommonOptions } from './common-options.js';
+import { duration, withCommonOptions } from './common-options.js';
 import { connect, type CommonOptions } from './credentials.js';
 import { Output } from './output.js';
 import { printFields } from './print-fields.js';
@@ -19,18 +19,11 @@ interface CreateOptions extends ScopeOptions {
   readonly sa: string;
 }
 
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
 const MIN_TTL_SECONDS = 60;
 const MAX_TTL_SECONDS = 366 * 86_400;
 
 /** `--ttl 90m`, `1h`, `30d`: a lifetime in seconds, within what the server accepts. */
-export function parseDuration(value: string): number {
-  const match = /^(\d{1,9})([smhd])$/.exec(value);
-  const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : Number.NaN;
-  if (!(seconds >= MIN_TTL_SECONDS && seconds <= MAX_TTL_SECONDS))
-    throw new InvalidArgumentError('expected a duration from 60s to 366d, such as 90m, 12h or 30d');
-  return seconds;
-}
+export const parseDuration = duration(MIN_TTL_SECONDS, MAX_TTL_SECONDS);
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -3,8 +3,10 @@ export { CLIENT_VERSION, StrongroomClient, normalizeServerUrl, parseServerUrl } 
 export type {
   ByteRange,
   DownloadFileOptions,
+  ElevationStatus,
   FileDownload,
   FileRef,
+  ScopeQuery,
   StrongroomClientOptions,
   UploadPartOptions,
 } from './strongroom-client.js';

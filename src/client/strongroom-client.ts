@@ -2,6 +2,25 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { Static } from 'typebox';
 import type {
+  AccessOfView,
+  BindingList,
+  BindingView,
+  CreateBindingBody,
+  DecideElevationBody,
+  ElevationList,
+  ElevationStatusSchema,
+  ElevationView,
+  ExplainBody,
+  ExplainView,
+  PolicyList,
+  PolicySchemaView,
+  PolicyTestView,
+  PolicyView,
+  PutPolicyBody,
+  RequestElevationBody,
+  ValidatePolicyBody,
+  ValidatePolicyView,
+  WhoCanView,
   FederatedTokenView,
   SsoStartView,
   AuditCheckpointView,
@@ -130,6 +149,15 @@ export interface UploadPartOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Where an elevation request stands: `pending` and `expired` are undecided, `active` and `ended` approved. */
+export type ElevationStatus = Static<typeof ElevationStatusSchema>;
+
+/** Lists of role bindings and custom policies: everything, or what lies within one scope. */
+export interface ScopeQuery {
+  /** `organization`, `project:PROJECT` or `artifact:PROJECT/ARTIFACT`. */
+  readonly scope?: string;
+}
+
 interface RequestOptions {
   readonly query?: Readonly<Record<string, string | number | undefined>>;
   readonly json?: unknown;
@@ -157,6 +185,8 @@ export const CLIENT_VERSION = '0.1.0';
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** The shape the server accepts for a group member or a token owner (`user:NAME`, `sa:NAME`). */
 const PRINCIPAL_REF = /^(user|sa):[a-z0-9._-]{1,64}$/;
+/** The id of a role binding or a custom policy. */
+const RECORD_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 // Visible ASCII only: a token with CR/LF could inject headers, one with spaces is not a bearer token.
 const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
 
@@ -231,6 +261,22 @@ function checkPrincipalRef(ref: string): string {
       `principal ${quote(ref)} must be \`user:NAME\` or \`sa:NAME\``,
     );
   return ref;
+}
+
+/** A role binding or custom policy id, as the server stores it (it goes into a URL path). */
+function checkRecordId(kind: string, id: string): string {
+  if (!RECORD_ID.test(id))
+    throw new StrongroomError(
+      'invalid_request',
+      `${kind} id ${quote(id)} must be 1-64 lowercase letters, digits, \`.\`, \`_\` or \`-\`, starting with a letter or digit`,
+    );
+  return id;
+}
+
+function checkElevationId(id: string): string {
+  if (parseId('elevation', id) === undefined)
+    throw new StrongroomError('invalid_request', `elevation id ${quote(id)} is malformed`);
+  return id;
 }
 
 function checkTokenId(id: string): string {
@@ -757,6 +803,119 @@ export class StrongroomClient {
     return this.#json('POST', '/api/v1/audit/prune', { json: { olderThanDays }, signal });
   }
 
+  // ---- authorization: policies, role bindings, explain, access review (docs/authorization.md) ------------------
+
+  /** The Cedar schema every custom policy is validated against, in Cedar's human-readable format. */
+  policySchema(signal?: AbortSignal): Promise<PolicySchemaView> {
+    return this.#json('GET', '/api/v1/policy/schema', { signal });
+  }
+
+  listPolicies(query: ScopeQuery = {}, signal?: AbortSignal): Promise<PolicyList> {
+    return this.#json('GET', '/api/v1/policy/policies', { query: { scope: query.scope }, signal });
+  }
+
+  getPolicy(id: string, signal?: AbortSignal): Promise<PolicyView> {
+    return this.#json('GET', this.#policyPath(id), { signal });
+  }
+
+  /** Add or replace the custom policy `id`; the server refuses one that fails validation (`policy_invalid`). */
+  putPolicy(id: string, body: PutPolicyBody, signal?: AbortSignal): Promise<PolicyView> {
+    return this.#json('PUT', this.#policyPath(id), { json: body, signal });
+  }
+
+  async deletePolicy(id: string, signal?: AbortSignal): Promise<void> {
+    await this.#json('DELETE', this.#policyPath(id), { signal });
+  }
+
+  /** Check a policy as `putPolicy` would, with every stored policy beside it, without storing it. */
+  validatePolicy(body: ValidatePolicyBody, signal?: AbortSignal): Promise<Static<typeof ValidatePolicyView>> {
+    return this.#json('POST', '/api/v1/policy/validate', { json: body, signal });
+  }
+
+  listRoleBindings(query: ScopeQuery = {}, signal?: AbortSignal): Promise<BindingList> {
+    return this.#json('GET', '/api/v1/policy/bindings', { query: { scope: query.scope }, signal });
+  }
+
+  getRoleBinding(id: string, signal?: AbortSignal): Promise<BindingView> {
+    return this.#json('GET', this.#bindingPath(id), { signal });
+  }
+
+  /** Grant a built-in role to `user:NAME`, `sa:NAME` or `group:NAME` at a scope, optionally until a time. */
+  createRoleBinding(body: CreateBindingBody, signal?: AbortSignal): Promise<BindingView> {
+    if (body.id !== undefined) checkRecordId('role binding', body.id);
+    return this.#json('POST', '/api/v1/policy/bindings', { json: body, signal });
+  }
+
+  async deleteRoleBinding(id: string, signal?: AbortSignal): Promise<void> {
+    await this.#json('DELETE', this.#bindingPath(id), { signal });
+  }
+
+  /** The decision a principal would get, the ids of the policies behind it and what Cedar saw (uncached). */
+  explainDecision(body: ExplainBody, signal?: AbortSignal): Promise<ExplainView> {
+    return this.#json('POST', '/api/v1/policy/explain', { json: body, signal });
+  }
+
+  /**
+   * Run policy test cases (the format of docs/authorization.md, "Policy test files") against the policies in
+   * force. The server checks each case's shape; a failing case is a result, not an error.
+   */
+  runPolicyTests(cases: readonly unknown[], signal?: AbortSignal): Promise<PolicyTestView> {
+    return this.#json('POST', '/api/v1/policy/test', { json: { cases }, signal });
+  }
+
+  /** Everyone who holds `action` on a resource (`organization`, `P`, `P/A`, `P/A:V`), and where it comes from. */
+  whoCan(action: string, resource: string, signal?: AbortSignal): Promise<WhoCanView> {
+    return this.#json('GET', '/api/v1/access/who-can', { query: { action, resource }, signal });
+  }
+
+  /** What `user:NAME` or `sa:NAME` may do, and where each grant comes from. */
+  accessOf(principal: string, signal?: AbortSignal): Promise<AccessOfView> {
+    return this.#json('GET', '/api/v1/access/of', { query: { principal }, signal });
+  }
+
+  // ---- just-in-time elevation -------------------------------------------------------------------------------
+
+  /** Ask for a role at a scope for a while, with a reason; someone else approves. */
+  requestElevation(body: RequestElevationBody, signal?: AbortSignal): Promise<ElevationView> {
+    return this.#json('POST', '/api/v1/elevations', { json: body, signal });
+  }
+
+  /** The caller's own requests, and those the caller may decide. */
+  listElevations(
+    query: { readonly status?: ElevationStatus } = {},
+    signal?: AbortSignal,
+  ): Promise<ElevationList> {
+    return this.#json('GET', '/api/v1/elevations', { query: { status: query.status }, signal });
+  }
+
+  getElevation(id: string, signal?: AbortSignal): Promise<ElevationView> {
+    return this.#json('GET', this.#elevationPath(id), { signal });
+  }
+
+  /** Approve a pending request: the requester holds the role until its duration ends (needs a recent MFA). */
+  approveElevation(id: string, reason?: string, signal?: AbortSignal): Promise<ElevationView> {
+    return this.#decideElevation(id, 'approve', reason, signal);
+  }
+
+  denyElevation(id: string, reason?: string, signal?: AbortSignal): Promise<ElevationView> {
+    return this.#decideElevation(id, 'deny', reason, signal);
+  }
+
+  /** Withdraw one's own pending request. */
+  cancelElevation(id: string, signal?: AbortSignal): Promise<ElevationView> {
+    return this.#json('POST', `${this.#elevationPath(id)}/cancel`, { signal });
+  }
+
+  #decideElevation(
+    id: string,
+    verdict: 'approve' | 'deny',
+    reason: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<ElevationView> {
+    const json: Static<typeof DecideElevationBody> = reason === undefined ? {} : { reason };
+    return this.#json('POST', `${this.#elevationPath(id)}/${verdict}`, { json, signal });
+  }
+
   // ---- plumbing -------------------------------------------------------------------------------------------
 
   #projectPath(project: string): string {
@@ -783,6 +942,18 @@ export class StrongroomClient {
 
   #serviceAccountPath(name: string): string {
     return `/api/v1/service-accounts/${nameSegment('service account', name)}`;
+  }
+
+  #policyPath(id: string): string {
+    return `/api/v1/policy/policies/${segment(checkRecordId('policy', id))}`;
+  }
+
+  #bindingPath(id: string): string {
+    return `/api/v1/policy/bindings/${segment(checkRecordId('role binding', id))}`;
+  }
+
+  #elevationPath(id: string): string {
+    return `/api/v1/elevations/${segment(checkElevationId(id))}`;
   }
 
   async *#paginate<T>(

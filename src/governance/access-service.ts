@@ -302,7 +302,11 @@ export class AccessService implements Authorizer {
    * Add or replace a custom policy. It is parsed and validated against the schema, together with every other
    * stored policy, before anything is written: a bad policy is refused with Cedar's error and changes nothing.
    */
-  async putPolicy(actor: Principal, id: string, input: PolicyInputRecord): Promise<PolicyRecord> {
+  async putPolicy(
+    actor: Principal,
+    id: string,
+    input: PolicyInputRecord,
+  ): Promise<{ policy: PolicyRecord; created: boolean }> {
     if (!BINDING_ID.test(id))
       throw new StrongroomError(
         'invalid_request',
@@ -315,6 +319,11 @@ export class AccessService implements Authorizer {
     const at = this.clock.now().toISOString();
     return this.#change(async (tx) => {
       const existing = await tx.getPolicy(id);
+      if (existing && scopeName(existing.scope) !== scopeName(scope))
+        throw new StrongroomError(
+          'invalid_request',
+          `policy ${quote(id)} applies to ${scopeName(existing.scope)}; delete it to add it elsewhere`,
+        );
       const record: PolicyRecord = {
         id,
         text: input.text,
@@ -331,7 +340,7 @@ export class AccessService implements Authorizer {
         customPolicies: [...current.customPolicies.filter((p) => p.id !== id), toCustomPolicy(record)],
       });
       await tx.upsertPolicy(record);
-      return record;
+      return { policy: record, created: existing === undefined };
     });
   }
 
@@ -406,6 +415,7 @@ export class AccessService implements Authorizer {
 
   /** Everyone who holds `action` on `resource` through a binding or a built-in policy, and the conditions. */
   async whoCan(action: Action, resource: ResourceRef): Promise<WhoCanAnswer> {
+    await this.#mustExist(resource);
     const attributes = await this.#attributes(this.store, resource);
     const chain = resourceChain(ORGANIZATION, resource, attributes);
     const now = this.clock.now().getTime();
@@ -815,6 +825,23 @@ export class AccessService implements Authorizer {
       project: projectName,
       artifact: { name: artifactName, sensitivity: artifact?.sensitivity ?? 'restricted' },
     };
+  }
+
+  /** Review questions about a resource that does not exist are typos: answer them as not found. */
+  async #mustExist(resource: ResourceRef): Promise<void> {
+    if (resource.kind === 'organization' || resource.kind === 'upload' || resource.kind === 'record') return;
+    const project = await this.store.getProjectByName(resource.project);
+    if (!project)
+      throw new StrongroomError('project_not_found', `project ${quote(resource.project)} does not exist`);
+    if (resource.kind === 'project') return;
+    const artifact = await this.store.getArtifact(project.id, resource.artifact);
+    if (!artifact)
+      throw new StrongroomError(
+        'artifact_not_found',
+        `artifact ${quote(`${resource.project}/${resource.artifact}`)} does not exist`,
+      );
+    if (resource.kind === 'version' && !(await this.store.getVersion(artifact.id, resource.version)))
+      throw new StrongroomError('version_not_found', `version ${quote(resource.version)} does not exist`);
   }
 
   /** A scope names the organization, an existing project, or an existing artifact (`project/artifact`). */

@@ -199,7 +199,7 @@ unless { context.ip.isInRange(ip("10.0.0.0/8")) };`;
         method: 'PUT',
         json: { text: restricted, scope: 'project:vision', description: 'restricted from 10/8 only' },
       }),
-      200,
+      201,
     );
     // Loopback is not 10/8: hidden, like anything the caller may not read.
     expect((await viewer(path)).status).toBe(404);
@@ -245,7 +245,7 @@ unless { context.ip.isInRange(ip("10.0.0.0/8")) };`;
         method: 'PUT',
         json: { text: 'forbid (principal, action, resource);', scope: 'project:speech' },
       }),
-      200,
+      201,
     );
     expect((await server.api('/api/v1/projects/speech')).status).toBe(404);
     expect((await server.api('/api/v1/policy/policies?scope=project:speech')).status).toBe(200);
@@ -306,7 +306,7 @@ describe('access review', () => {
     expect(rows).toContain('sa:contributor-sa binding:contributor-vision -');
     expect(rows).toContain('group:ml binding:ml-resnet -');
     expect(rows).toContain('sa:nobody binding:ml-resnet ml');
-    expect(rows).toContain('user:bootstrap-admin builtin:bootstrap-admin -');
+    expect(rows).toContain('bootstrap-token builtin:bootstrap-admin -');
     const elsewhere = await json<{ grants: { principal: string }[] }>(
       await server.api('/api/v1/access/who-can?action=version:download&resource=speech/resnet:1.0.0'),
       200,
@@ -509,7 +509,7 @@ describe('request facts: client address and device posture', () => {
 unless { context has devicePosture && context.devicePosture == "managed" && context.ip.isInRange(ip("10.0.0.0/8")) };`,
           },
         }),
-        200,
+        201,
       );
       const headers = { 'x-device-posture': 'managed', 'x-forwarded-for': '10.9.8.7' };
       expect((await as(proxied, token)('/api/v1/projects/p', { headers })).status).toBe(200);

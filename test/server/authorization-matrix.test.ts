@@ -309,7 +309,7 @@ beforeAll(async () => {
         method: 'PUT',
         json: { text: harmless, scope: `project:${P(t)}` },
       }),
-      200,
+      201,
     );
     const elevation = await json<{ id: string }>(
       await as(server, asker.accessToken)('/api/v1/elevations', {

@@ -194,7 +194,7 @@ describe('single sign-on (OIDC authorization code + PKCE)', () => {
         text: 'forbid (principal, action, resource) unless { context has devicePosture && context.devicePosture == "managed" };',
       },
     });
-    expect(put.status).toBe(200);
+    expect(put.status).toBe(201);
     const read = (token: string) =>
       fetch(`${server.url}/api/v1/projects/vision`, { headers: { authorization: `Bearer ${token}` } });
     expect((await read(carol.token)).status).toBe(200);

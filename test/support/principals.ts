@@ -39,6 +39,8 @@ export interface Person {
   readonly username: string;
   readonly id: string;
   readonly accessToken: string;
+  /** The TOTP secret, for step-up codes. */
+  readonly secret: string;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function person(server: TestServer, clock: { now(): Date }, usernam
     }),
     200,
   );
-  return { username, id: invite.user.id, accessToken: finish.session.accessToken };
+  return { username, id: invite.user.id, accessToken: finish.session.accessToken, secret: start.secret };
 }
 
 /** Grant a role (as the bootstrap admin); returns the binding id. */

@@ -114,7 +114,7 @@ interface Prepared {
 
 const DEFAULT_CACHE_SIZE = 10_000;
 /** Actions only roles decide: custom policies are confined away from them (see `compileCustom`). */
-export const MANAGEMENT_ACTIONS: readonly Action[] = ['policy:read', 'policy:manage'];
+export const MANAGEMENT_ACTIONS: readonly Action[] = ['policy:read', 'policy:manage', 'access:review'];
 let instances = 0;
 
 /** The policy id of a custom policy, as it appears in decision reasons. */
@@ -389,7 +389,7 @@ function checkCustomPolicies(policies: readonly CustomPolicy[]): void {
 /**
  * One custom policy, confined to its scope by an added `when { resource in <scope> }`: a project's or an
  * artifact's policy can only ever decide inside it, even when its own constraints are broader. It is also kept
- * away from `policy:read` and `policy:manage`, which only roles decide.
+ * away from `policy:read`, `policy:manage` and `access:review`, which only roles decide.
  */
 function compileCustom(custom: CustomPolicy): CompiledPolicy {
   checkScope(`policy ${quote(custom.id)}`, custom.scope);

@@ -38,7 +38,13 @@ import {
   type ElevationView as ElevationRecordView,
   type PrincipalName,
 } from '../../governance/access-service.js';
-import { ACTIONS, type Action, type Principal, type ResourceRef } from '../../policy/authorizer.js';
+import {
+  ACTIONS,
+  BOOTSTRAP_ADMIN,
+  type Action,
+  type Principal,
+  type ResourceRef,
+} from '../../policy/authorizer.js';
 import { policyTestCaseSchema, type PolicyTestCase } from '../../policy/cedar/policy-test.js';
 
 const errors = { '4xx': { $ref: 'Problem#' }, '5xx': { $ref: 'Problem#' } } as const;
@@ -89,21 +95,21 @@ export async function accessRoutes(base: FastifyInstance, opts: { access: Access
     {
       schema: {
         tags: ['policy'],
-        summary: 'Add or replace a custom Cedar policy (validated against the schema first)',
+        summary: 'Add (201) or replace (200) a custom Cedar policy, validated against the schema first',
         params: PolicyParams,
         body: PutPolicyBody,
-        response: { 200: PolicyView, ...errors },
+        response: { 200: PolicyView, 201: PolicyView, ...errors },
       },
       config: { action: 'policy:manage', resource: (r) => scopeResource(bodyScope(r)) },
     },
-    async (request) =>
-      policyView(
-        await access.putPolicy(principalOf(request), request.params.policy, {
-          text: request.body.text,
-          scope: parseScope(request.body.scope),
-          ...(request.body.description === undefined ? {} : { description: request.body.description }),
-        }),
-      ),
+    async (request, reply) => {
+      const { policy, created } = await access.putPolicy(principalOf(request), request.params.policy, {
+        text: request.body.text,
+        scope: parseScope(request.body.scope),
+        ...(request.body.description === undefined ? {} : { description: request.body.description }),
+      });
+      return reply.code(created ? 201 : 200).send(policyView(policy));
+    },
   );
 
   app.delete(
@@ -233,6 +239,7 @@ export async function accessRoutes(base: FastifyInstance, opts: { access: Access
         ...explanation,
         reasons: [...explanation.reasons],
         errors: [...explanation.errors],
+        context: plainContext(explanation.context),
         entities: [...explanation.entities],
       };
     },
@@ -257,6 +264,7 @@ export async function accessRoutes(base: FastifyInstance, opts: { access: Access
         throw new StrongroomError(
           'invalid_request',
           `policy test case ${i + 1}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'is invalid'}`,
+          { details: { case: i + 1, path: issue?.path.join('.') ?? '' } },
         );
       });
       const results = await access.test(cases);
@@ -300,6 +308,7 @@ export async function accessRoutes(base: FastifyInstance, opts: { access: Access
       );
       return {
         ...answer,
+        resource: request.query.resource,
         grants: answer.grants.map(grantView),
         conditions: answer.conditions.map(conditionView),
       };
@@ -515,7 +524,22 @@ function parseAction(text: string): Action {
   return text as Action;
 }
 
+/** Explain's context as plain JSON: Cedar's extension values (`ip(...)`) become their text. */
+function plainContext(context: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(context).map(([key, value]) => {
+      const extension = (value as { __extn?: { arg?: unknown } } | null)?.__extn;
+      return [key, extension === undefined ? value : extension.arg];
+    }),
+  );
+}
+
+/**
+ * How a grant's holder is shown: `user:NAME`, `sa:NAME`, `group:NAME`, or for the built-ins `*` (every
+ * authenticated principal) and `bootstrap-token` (whoever holds it while it is enabled).
+ */
 function principalLabel(p: { type: string; id: string }, name: string | null): string {
+  if (p.type === 'User' && p.id === BOOTSTRAP_ADMIN) return 'bootstrap-token';
   if (p.type === 'Group') return p.id === '*' ? '*' : `group:${p.id}`;
   return `${p.type === 'User' ? 'user' : 'sa'}:${name ?? p.id}`;
 }
