@@ -776,13 +776,12 @@ export class AccessService implements Authorizer {
         return {};
       case 'artifact':
       case 'version': {
-        const project = await reader.getProjectByName(resource.project);
-        const artifact = project && (await reader.getArtifact(project.id, resource.artifact));
-        if (!artifact) return {};
-        const base = { artifact: { name: artifact.name, sensitivity: artifact.sensitivity } };
-        if (resource.kind === 'artifact') return base;
-        const version = await reader.getVersion(artifact.id, resource.version);
-        return version ? { ...base, version: { tag: version.tag, stage: stageOf(version.state) } } : base;
+        const tag = resource.kind === 'version' ? resource.version : null;
+        const facts = await reader.getResourceFacts(resource.project, resource.artifact, tag);
+        if (!facts) return {};
+        const base = { artifact: { name: resource.artifact, sensitivity: facts.sensitivity } };
+        if (tag === null || facts.versionState === null) return base;
+        return { ...base, version: { tag, stage: stageOf(facts.versionState) } };
       }
       case 'upload': {
         const id = parseId('upload', resource.upload);

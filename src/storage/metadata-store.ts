@@ -23,6 +23,7 @@ import type {
   UploadPart,
   UploadSession,
   Version,
+  VersionState,
 } from '../core/domain.js';
 import type {
   ArtifactId,
@@ -63,6 +64,11 @@ export interface MetadataReader {
   listArtifacts(projectId: ProjectId, page: PageRequest): Promise<Page<Artifact>>;
 
   getVersion(artifactId: ArtifactId, tag: string): Promise<Version | undefined>;
+  /**
+   * What authorization needs about an artifact (and one of its versions), by names, in one read: undefined
+   * when the project or artifact does not exist; `versionState` null when the version does not.
+   */
+  getResourceFacts(project: string, artifact: string, tag: string | null): Promise<ResourceFacts | undefined>;
   getVersionById(id: VersionId): Promise<Version | undefined>;
   /** Ordered by tag; `after` is a tag. Only `available` versions unless `includeUploading`. */
   listVersions(artifactId: ArtifactId, page: PageRequest, includeUploading?: boolean): Promise<Page<Version>>;
@@ -136,6 +142,11 @@ export interface MetadataReader {
   getElevation(id: ElevationId): Promise<ElevationRecord | undefined>;
   /** Elevation requests, newest first, optionally only one state or one requester. */
   listElevations(filter: ElevationFilter): Promise<readonly ElevationRecord[]>;
+}
+
+export interface ResourceFacts {
+  readonly sensitivity: Sensitivity;
+  readonly versionState: VersionState | null;
 }
 
 export interface ElevationFilter {

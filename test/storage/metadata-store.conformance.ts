@@ -618,6 +618,39 @@ export function describeMetadataStoreConformance(name: string, open: () => Promi
       });
     });
 
+    describe('resource facts for authorization', () => {
+      it('reads sensitivity and version state by names, in and out of a transaction', async () => {
+        const artifact = await seedArtifact();
+        await seedVersion(artifact, '1.0.0');
+        await seedVersion(artifact, '2.0.0', 'uploading');
+        for (const read of [
+          (p: string, a: string, t: string | null) => store.getResourceFacts(p, a, t),
+          (p: string, a: string, t: string | null) => write((tx) => tx.getResourceFacts(p, a, t)),
+        ]) {
+          expect(await read('vision', 'resnet', null)).toEqual({
+            sensitivity: 'internal',
+            versionState: null,
+          });
+          expect(await read('vision', 'resnet', '1.0.0')).toEqual({
+            sensitivity: 'internal',
+            versionState: 'available',
+          });
+          expect(await read('vision', 'resnet', '2.0.0')).toEqual({
+            sensitivity: 'internal',
+            versionState: 'uploading',
+          });
+          expect(await read('vision', 'resnet', '9.9.9')).toEqual({
+            sensitivity: 'internal',
+            versionState: null,
+          });
+          expect(await read('vision', 'nope', null)).toBeUndefined();
+          expect(await read('nope', 'resnet', '1.0.0')).toBeUndefined();
+        }
+        await write((tx) => tx.updateArtifact(artifact.id, { sensitivity: 'restricted', updatedAt: at(9) }));
+        expect((await store.getResourceFacts('vision', 'resnet', null))?.sensitivity).toBe('restricted');
+      });
+    });
+
     describe('role bindings, policies and elevations', () => {
       const binding = (id: string, over: Partial<RoleBindingRecord> = {}): RoleBindingRecord => ({
         id,

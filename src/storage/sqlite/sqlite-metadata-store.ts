@@ -74,6 +74,7 @@ import type {
   MetadataReader,
   MetadataStore,
   MetadataWriter,
+  ResourceFacts,
   StoredAuditEvent,
   StoredCheckpoint,
   UserPatch,
@@ -668,6 +669,23 @@ class SqliteMetadataReader implements MetadataReader {
         .where('used_at', 'is', null)
         .executeTakeFirst();
       return Number(row?.n ?? 0);
+    });
+  }
+
+  getResourceFacts(
+    project: string,
+    artifact: string,
+    tag: string | null,
+  ): Promise<ResourceFacts | undefined> {
+    return this.query('getResourceFacts', async (db) => {
+      const row = await db
+        .selectFrom('projects as p')
+        .innerJoin('artifacts as a', (j) => j.onRef('a.project_id', '=', 'p.id').on('a.name', '=', artifact))
+        .leftJoin('versions as v', (j) => j.onRef('v.artifact_id', '=', 'a.id').on('v.tag', '=', tag ?? ''))
+        .select(['a.sensitivity as sensitivity', 'v.state as state'])
+        .where('p.name', '=', project)
+        .executeTakeFirst();
+      return row && toResourceFacts(row);
     });
   }
 
@@ -1559,6 +1577,9 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
   readonly #reader: BetterSqlite3.Database | undefined;
   readonly #insertAudit: AuditInsert | undefined;
   #settingStatement: BetterSqlite3.Statement<[string], { value: string }> | undefined;
+  #factsStatement:
+    | BetterSqlite3.Statement<[string, string, string], { sensitivity: string; state: string | null }>
+    | undefined;
 
   /**
    * `reader` is an optional second, read-only connection: settings read on every request (the identity
@@ -1582,6 +1603,32 @@ export class SqliteMetadataStore extends SqliteMetadataReader implements Metadat
         for (const e of events)
           insert.run(e.seq, e.time, e.actor, e.action, e.resource, e.outcome, e.body, e.leaf);
       };
+    }
+  }
+
+  /** The authorization hot path: one prepared join on the read-only connection (never behind a write). */
+  override getResourceFacts(
+    project: string,
+    artifact: string,
+    tag: string | null,
+  ): Promise<ResourceFacts | undefined> {
+    if (this.#reader === undefined || this.#transactions.getStore()?.active === true)
+      return super.getResourceFacts(project, artifact, tag);
+    try {
+      this.#factsStatement ??= this.#reader.prepare<
+        [string, string, string],
+        { sensitivity: string; state: string | null }
+      >(
+        `select a.sensitivity as sensitivity, v.state as state
+           from projects p
+           join artifacts a on a.project_id = p.id and a.name = ?
+           left join versions v on v.artifact_id = a.id and v.tag = ?
+          where p.name = ?`,
+      );
+      const row = this.#factsStatement.get(artifact, tag ?? '', project);
+      return Promise.resolve(row && toResourceFacts(row));
+    } catch (err) {
+      return Promise.reject(err instanceof StrongroomError ? err : translateError('getResourceFacts', err));
     }
   }
 
@@ -2007,6 +2054,13 @@ function toToken(r: Selectable<TokensTable>): TokenRecord {
     createdBy: r.created_by,
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
+  };
+}
+
+function toResourceFacts(r: { sensitivity: string; state: string | null }): ResourceFacts {
+  return {
+    sensitivity: member(SENSITIVITIES, r.sensitivity, 'sensitivity'),
+    versionState: r.state === null ? null : member(VERSION_STATES, r.state, 'state'),
   };
 }
 
