@@ -24,7 +24,13 @@ interface Setup {
   ip?: string;
 }
 
-function setup({ bindings = [], customPolicies = [], attributes, ip = '10.1.2.3' }: Setup = {}) {
+function setup({
+  bindings = [],
+  customPolicies = [],
+  attributes,
+  ip = '10.1.2.3',
+  cacheSize,
+}: Setup & { cacheSize?: number } = {}) {
   const clock = new TestClock();
   let loads = 0;
   const authorizer = new CedarAuthorizer({
@@ -42,6 +48,7 @@ function setup({ bindings = [], customPolicies = [], attributes, ip = '10.1.2.3'
       return Promise.resolve({});
     },
     requestFacts: () => ({ ip }),
+    ...(cacheSize === undefined ? {} : { cacheSize }),
   });
   return { authorizer, clock, loads: () => loads };
 }
@@ -52,6 +59,7 @@ const user = (id: string, extra: Partial<Principal> = {}): Principal => ({
   authMethod: 'password',
   ...extra,
 });
+const project = (name: string): ResourceRef => ({ kind: 'project', project: name });
 const version = (project: string, artifact = 'resnet', tag = '1.0.0'): ResourceRef => ({
   kind: 'version',
   project,
@@ -362,6 +370,28 @@ describe('token scope narrowing after Cedar', () => {
 });
 
 describe('decision cache', () => {
+  it('a small cache under churn, with hot keys refreshed and cold ones evicted, always answers as Cedar does', async () => {
+    const { authorizer } = setup({
+      bindings: [binding('b', 'viewer', { type: 'Project', id: 'p3' })],
+      cacheSize: 4,
+    });
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 9; i++) {
+        const request = {
+          principal: user('u'),
+          action: 'project:read' as Action,
+          resource: project(`p${i}`),
+        };
+        for (const hit of [0, 1]) {
+          const got = await authorizer.authorize(request);
+          expect(got.decision, `round ${round}, p${i}, ${hit ? 'second' : 'first'} call`).toBe(
+            i === 3 ? 'allow' : 'deny',
+          );
+        }
+      }
+    }
+  });
+
   it('an update applies on the very next call, in both directions', async () => {
     const { authorizer } = setup({ bindings: [binding('b', 'viewer', ORG)] });
     const request = {

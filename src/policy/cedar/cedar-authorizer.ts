@@ -105,6 +105,11 @@ interface Compiled {
   readonly slices: Map<string, Slice>;
 }
 
+interface CachedDecision {
+  readonly decision: Decision;
+  readonly insertedAt: number;
+}
+
 interface Prepared {
   readonly compiled: Compiled;
   readonly slice: Slice;
@@ -136,7 +141,9 @@ export class CedarAuthorizer implements Authorizer {
   readonly #clock: Clock;
   readonly #cacheSize: number;
   readonly #instance = ++instances;
-  readonly #cache = new Map<string, Decision>();
+  readonly #cache = new Map<string, CachedDecision>();
+  /** Insertions so far: an entry's age, to refresh its place only once it drifts toward eviction. */
+  #insertions = 0;
   #compiled: Compiled;
 
   constructor(options: CedarAuthorizerOptions) {
@@ -185,15 +192,20 @@ export class CedarAuthorizer implements Authorizer {
     const input = await this.#load(request);
     const prepared = this.#prepare(input);
     const key = this.#cacheSize > 0 ? this.#cacheKey(input, prepared) : undefined;
-    let decision = key === undefined ? undefined : this.#cache.get(key);
-    if (decision !== undefined && key !== undefined) {
-      this.#cache.delete(key);
-      this.#cache.set(key, decision);
+    const cached = key === undefined ? undefined : this.#cache.get(key);
+    let decision = cached?.decision;
+    if (cached !== undefined && key !== undefined) {
+      // Approximate LRU: a hit moves its entry to the young end only once it is in the older half. Moving it
+      // on every hit (delete + set) is slow in a large Map when one key is hit again and again.
+      if (this.#insertions - cached.insertedAt > this.#cacheSize / 2) {
+        this.#cache.delete(key);
+        this.#cache.set(key, { decision: cached.decision, insertedAt: ++this.#insertions });
+      }
     } else {
       decision = this.#evaluate(input, prepared);
       if (key !== undefined) this.#remember(key, decision);
     }
-    return narrow(decision, input);
+    return narrow(decision as Decision, input);
   }
 
   /** Decide a request without the cache, returning what Cedar evaluated (`strongroom policy explain`). */
@@ -301,7 +313,7 @@ export class CedarAuthorizer implements Authorizer {
   }
 
   #remember(key: string, decision: Decision): void {
-    this.#cache.set(key, decision);
+    this.#cache.set(key, { decision, insertedAt: ++this.#insertions });
     if (this.#cache.size > this.#cacheSize) {
       const oldest = this.#cache.keys().next();
       if (oldest.done !== true) this.#cache.delete(oldest.value);
