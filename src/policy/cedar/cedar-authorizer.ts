@@ -1,3 +1,4 @@
+import './v8-workaround.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { StrongroomError, quote } from '../../core/errors.js';

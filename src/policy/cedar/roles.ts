@@ -1,3 +1,4 @@
+import './v8-workaround.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { StrongroomError, quote } from '../../core/errors.js';
 import { BOOTSTRAP_ADMIN, SELF_SERVICE_ACTIONS, type Action } from '../authorizer.js';

@@ -1,3 +1,4 @@
+import './v8-workaround.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { ACTIONS, type Action } from '../authorizer.js';
 
