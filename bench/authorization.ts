@@ -36,7 +36,7 @@ const experiments = process.argv.includes('--experiments');
 const flagsArg = process.argv.indexOf('--node-flags');
 /** Node.js flags for every child process (the decision runs and the server), e.g. to compare V8 flags. */
 const nodeFlags = flagsArg > 0 ? (process.argv[flagsArg + 1] ?? '').split(' ').filter(Boolean) : [];
-/** Workaround for the V8 11.3 abort (`bench/authorization-decisions.ts`); used to retry a run that died. */
+/** The V8 11.3 abort's workaround (`bench/authorization-decisions.ts`): a run that died reruns with it. */
 const NO_WASM_INLINING = '--no-turbo-inline-js-wasm-calls';
 const DECISION_ROUNDS = quick ? 1 : 3;
 const DECISION_SAMPLES = quick ? 2_000 : 10_000;
@@ -290,16 +290,10 @@ class ServerDied extends Error {
 }
 
 /**
- * The HTTP part; a server that died of the V8 abort is started again once with the workaround flag. With
- * `--experiments` the server holds four authorizers, and in one process several `CedarAuthorizer` instances
- * make the abort almost certain (4 of 5 tries), so the flag is set from the start and said so.
+ * The HTTP part; a server that died of the V8 abort is started again once with the workaround flag. (Since
+ * `src/policy/cedar/v8-workaround.ts` sets that flag whenever Cedar loads, this only guards older commits.)
  */
 async function httpOnce(): Promise<HttpReport> {
-  if (experiments && !nodeFlags.includes(NO_WASM_INLINING)) {
-    const report = await http([...nodeFlags, NO_WASM_INLINING]);
-    report.note = `; ${NO_WASM_INLINING} set on the server because of --experiments`;
-    return report;
-  }
   try {
     return await http(nodeFlags);
   } catch (e) {
