@@ -25,9 +25,10 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { call } from './http-call.js';
 import { fileURLToPath } from 'node:url';
 
 const quick = process.argv.includes('--quick');
@@ -147,19 +148,6 @@ async function decisions(): Promise<DecisionRow[]> {
 }
 
 // ---- HTTP -------------------------------------------------------------------------------------------------
-
-function call(agent: Agent, url: string, token: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      res.resume();
-      res.on('end', () =>
-        res.statusCode === 200 ? resolve() : reject(new Error(`${url}: ${res.statusCode}`)),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** The server's CPU time so far (user + system), in milliseconds. */
 async function cpuMs(pid: number): Promise<number> {

@@ -6,9 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { call } from './http-call.js';
 import { fileURLToPath } from 'node:url';
 
 const quick = process.argv.includes('--quick');
@@ -16,19 +17,6 @@ const CLIENTS = 50;
 /** Short alternating rounds, so load from anything else on the machine hits both sides alike. */
 const ROUNDS = quick ? 6 : 12;
 const ROUND_MS = 1500;
-
-function call(agent: Agent, url: string, token: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      res.resume();
-      res.on('end', () =>
-        res.statusCode === 200 ? resolve() : reject(new Error(`${url}: ${res.statusCode}`)),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function rate(url: string, token: string, ms: number): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });

@@ -15,6 +15,7 @@ import {
   BOOTSTRAP_ADMIN,
   POLICY_REVISION_SETTING,
   SELF_SERVICE_ACTIONS,
+  bumpPolicyRevision,
   UNKNOWN_CLIENT,
   type Action,
   type ClientFacts,
@@ -221,13 +222,23 @@ export class AccessService implements Authorizer {
     const views: BindingView[] = [];
     for (const b of await this.store.listRoleBindings()) {
       if (within !== undefined && !scopeWithin(b.scope, within)) continue;
-      views.push({
-        ...b,
-        principalName: await this.#principalName(b.principal),
-        active: b.expiresAt === null || Date.parse(b.expiresAt) > now,
-      });
+      views.push(await this.#bindingView(b, now));
     }
     return views;
+  }
+
+  async getBinding(id: string): Promise<BindingView> {
+    const binding = await this.store.getRoleBinding(id);
+    if (!binding) throw new StrongroomError('binding_not_found', `role binding ${quote(id)} does not exist`);
+    return this.#bindingView(binding, this.clock.now().getTime());
+  }
+
+  async #bindingView(b: RoleBindingRecord, now: number): Promise<BindingView> {
+    return {
+      ...b,
+      principalName: await this.#principalName(b.principal),
+      active: b.expiresAt === null || Date.parse(b.expiresAt) > now,
+    };
   }
 
   async createBinding(actor: Principal, input: BindingInput): Promise<BindingView> {
@@ -619,8 +630,7 @@ export class AccessService implements Authorizer {
   }
 
   async getElevation(caller: Principal, client: ClientFacts, id: string): Promise<ElevationView> {
-    const elevationId = parseId('elevation', id);
-    const elevation = elevationId && (await this.store.getElevation(elevationId));
+    const elevation = await this.#elevation(this.store, id);
     const visible =
       elevation !== undefined &&
       (elevation.requesterId === caller.id ||
@@ -648,8 +658,7 @@ export class AccessService implements Authorizer {
     verdict: 'approve' | 'deny',
     reason: string | undefined,
   ): Promise<ElevationView> {
-    const elevationId = parseId('elevation', id);
-    const elevation = elevationId && (await this.store.getElevation(elevationId));
+    const elevation = await this.#elevation(this.store, id);
     if (!elevation)
       throw new StrongroomError('elevation_not_found', `elevation request ${quote(id)} does not exist`);
     if (elevation.requesterId === approver.id)
@@ -717,8 +726,7 @@ export class AccessService implements Authorizer {
 
   /** The requester withdraws a pending request. */
   async cancelElevation(caller: Principal, id: string): Promise<ElevationView> {
-    const elevationId = parseId('elevation', id);
-    const elevation = elevationId && (await this.store.getElevation(elevationId));
+    const elevation = await this.#elevation(this.store, id);
     if (!elevation || elevation.requesterId !== caller.id)
       throw new StrongroomError('elevation_not_found', `elevation request ${quote(id)} does not exist`);
     describeCurrent({ details: { elevation: elevation.id, verdict: 'cancel' } });
@@ -736,6 +744,11 @@ export class AccessService implements Authorizer {
         throw new StrongroomError('elevation_closed', `elevation request ${quote(id)} is no longer pending`);
     });
     return this.#view({ ...elevation, ...decision });
+  }
+
+  async #elevation(reader: MetadataReader, id: string): Promise<ElevationRecord | undefined> {
+    const elevationId = parseId('elevation', id);
+    return elevationId && (await reader.getElevation(elevationId));
   }
 
   async #view(e: ElevationRecord): Promise<ElevationView> {
@@ -760,8 +773,7 @@ export class AccessService implements Authorizer {
   async #change<T>(fn: (tx: MetadataWriter) => Promise<T>): Promise<T> {
     const result = await this.store.transaction(async (tx) => {
       const value = await fn(tx);
-      const next = BigInt((await tx.getSetting(POLICY_REVISION_SETTING)) ?? '0') + 1n;
-      await tx.setSetting(POLICY_REVISION_SETTING, next.toString());
+      await bumpPolicyRevision(tx);
       return value;
     });
     await this.#fresh();
@@ -810,8 +822,7 @@ export class AccessService implements Authorizer {
   ): Promise<PolicyScope | undefined> {
     if (record === 'binding') return (await reader.getRoleBinding(id))?.scope;
     if (record === 'policy') return (await reader.getPolicy(id))?.scope;
-    const elevationId = parseId('elevation', id);
-    return elevationId && (await reader.getElevation(elevationId))?.scope;
+    return (await this.#elevation(reader, id))?.scope;
   }
 
   async #scopeAttributes(reader: MetadataReader, scope: PolicyScope): Promise<ResourceAttributes> {

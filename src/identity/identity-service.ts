@@ -16,7 +16,7 @@ import {
 import { StrongroomError, quote } from '../core/errors.js';
 import { newId, parseId, type DataKeyId, type SessionId, type TokenId, type UserId } from '../core/ids.js';
 import { openValue, sealValue } from '../crypto/stream-aead.js';
-import { ACTIONS, POLICY_REVISION_SETTING, type Action, type Principal } from '../policy/authorizer.js';
+import { ACTIONS, bumpPolicyRevision, type Action, type Principal } from '../policy/authorizer.js';
 import type { MetadataStore, MetadataWriter } from '../storage/metadata-store.js';
 import { newRecoveryCodes, newToken, recoveryCodeHash, tokenHash } from './credentials.js';
 import {
@@ -540,10 +540,7 @@ export class IdentityService {
         (b) => b.principal.type === 'Group' && b.principal.id === group.name,
       );
       for (const b of bindings) await tx.deleteRoleBinding(b.id);
-      if (bindings.length > 0) {
-        const revision = BigInt((await tx.getSetting(POLICY_REVISION_SETTING)) ?? '0') + 1n;
-        await tx.setSetting(POLICY_REVISION_SETTING, revision.toString());
-      }
+      if (bindings.length > 0) await bumpPolicyRevision(tx);
       await this.bumpEpoch(tx);
     });
   }

@@ -137,6 +137,15 @@ export const BOOTSTRAP_ADMIN = 'bootstrap-admin';
  */
 export const POLICY_REVISION_SETTING = 'policy.revision';
 
+/** Increment the policy revision, inside the transaction that changes bindings or policies. */
+export async function bumpPolicyRevision(tx: {
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+}): Promise<void> {
+  const next = BigInt((await tx.getSetting(POLICY_REVISION_SETTING)) ?? '0') + 1n;
+  await tx.setSetting(POLICY_REVISION_SETTING, next.toString());
+}
+
 /** What every authenticated principal may do for itself (also the Cedar built-in self-service policy). */
 export const SELF_SERVICE_ACTIONS: readonly Action[] = [
   'session:read',

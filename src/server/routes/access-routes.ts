@@ -164,13 +164,7 @@ export async function accessRoutes(base: FastifyInstance, opts: { access: Access
       config: { action: 'policy:read', resource: (r) => record(r, 'binding', 'binding') },
     },
     async (request) => {
-      const found = (await access.listBindings()).find((b) => b.id === request.params.binding);
-      if (!found)
-        throw new StrongroomError(
-          'binding_not_found',
-          `role binding ${quote(request.params.binding)} does not exist`,
-        );
-      return bindingView(found);
+      return bindingView(await access.getBinding(request.params.binding));
     },
   );
 
